@@ -1,0 +1,656 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The state of one bound device and the VFIO operations on it: open/close, device, region and
+//! IRQ info, reset, read/write dispatch, mmap and faults.
+//!
+//! # Locks
+//!
+//! Order, written once: `mmap_lock -> memory`; `open -> memory`; no user copy under `memory`.
+//! - `open` (mutex): per-open state (saved config state, reset ability, config space).
+//! - `memory` (rw-semaphore, upstream's `memory_lock`): whether BARs may be accessed (virtual
+//!   COMMAND.MEM, power state) and the BAR mappings. Readers: faults and each single read/write
+//!   access. Writers: everything that turns decode off, resets the device or changes the BARs;
+//!   those zap every user mapping right after taking it, before touching the hardware.
+
+use core::sync::atomic::Ordering;
+use kernel::{
+    bindings,
+    pci,
+    prelude::*,
+    sync::{
+        aref::ARef,
+        new_mutex,
+        Mutex, //
+    },
+};
+
+use crate::{
+    fault::{
+        self,
+        FaultCounters,
+        FaultOutcome,
+        FaultRequest, //
+    },
+    ffi::{
+        io::BarMap,
+        mm::{
+            self as ffimm,
+            NewBarVma, //
+        },
+        pci::{
+            self as rawpci,
+            SavedState,
+            SubpageReservation, //
+        },
+        rwsem::{
+            ReadGuard,
+            RwSem,
+            WriteGuard, //
+        },
+        sys,
+        user,
+        vfio::{
+            CapChain,
+            Device, //
+        },
+    },
+    mmap::{
+        self,
+        MmapRequest, //
+    },
+    regions::{
+        self,
+        MsixTable, //
+    },
+};
+
+const PCI_COMMAND: u16 = 0x04;
+const PCI_COMMAND_MEMORY: u16 = 0x2;
+const PCI_COMMAND_INTX_DISABLE: u16 = 0x400;
+const PCI_MSI_FLAGS: u16 = 2;
+const PCI_MSIX_FLAGS: u16 = 2;
+const PCI_MSIX_TABLE: u16 = 4;
+const PCI_D0: i32 = 0;
+const PCI_D3HOT: i32 = 3;
+const PAGE_SIZE: u64 = 4096;
+
+/// ioctl numbers: `_IO(VFIO_TYPE, VFIO_BASE + n)`.
+const fn vfio_ioctl(n: u32) -> u32 {
+    kernel::ioctl::_IO(b';' as u32, 100 + n)
+}
+const VFIO_DEVICE_GET_INFO: u32 = vfio_ioctl(7);
+const VFIO_DEVICE_GET_IRQ_INFO: u32 = vfio_ioctl(9);
+const VFIO_DEVICE_RESET: u32 = vfio_ioctl(11);
+
+/// What a BAR slot holds while the device is open (upstream's `barmap[]`).
+type BarSlot = Result<BarMap>;
+
+/// State guarded by the memory lock.
+pub(crate) struct MemoryState {
+    /// Virtual COMMAND.MEM as user space last set it (upstream tests vconfig, not hardware).
+    mem_enabled: bool,
+    /// BARs claimed and mapped at open; `ENODEV` for empty BARs and while closed.
+    bars: [BarSlot; 6],
+    /// Which BARs may be mmapped (upstream's `bar_mmap_supported`).
+    mmap_ok: [bool; 6],
+    /// Location of the MSI-X table, if any.
+    msix: Option<MsixTable>,
+}
+
+impl MemoryState {
+    fn closed() -> Self {
+        Self {
+            mem_enabled: false,
+            bars: [Err(ENODEV), Err(ENODEV), Err(ENODEV), Err(ENODEV), Err(ENODEV), Err(ENODEV)],
+            mmap_ok: [false; 6],
+            msix: None,
+        }
+    }
+
+    /// The mapped BAR, or the error that its mapping failed with at open.
+    pub(crate) fn bar(&self, bar: u32) -> Result<&BarMap> {
+        match self.bars.get(bar as usize) {
+            Some(Ok(map)) => Ok(map),
+            Some(Err(e)) => Err(*e),
+            None => Err(EINVAL),
+        }
+    }
+
+    /// Whether memory BARs may be accessed now: virtual MEM on.
+    pub(crate) fn decode_enabled(&self) -> bool {
+        self.mem_enabled
+    }
+}
+
+/// State that exists while the device is open.
+struct OpenState {
+    /// Whether a function reset worked at open (`VFIO_DEVICE_FLAGS_RESET`).
+    reset_works: bool,
+    /// Config state saved at open, restored at close.
+    saved: Option<SavedState>,
+    /// Dummy resources behind page-aligned sub-page BARs.
+    subpages: KVec<SubpageReservation>,
+    /// Whether INTx masking (PCI 2.3) is used.
+    pci_2_3: bool,
+}
+
+/// The driver's state of one bound device.
+#[pin_data]
+pub(crate) struct VfioPciDevice {
+    pdev: ARef<pci::Device>,
+    #[pin]
+    memory: RwSem<MemoryState>,
+    #[pin]
+    open: Mutex<Option<OpenState>>,
+    counters: FaultCounters,
+}
+
+/// Answer of a region-info query.
+pub(crate) struct RegionInfo {
+    /// File offset of the region.
+    pub(crate) offset: u64,
+    /// Size in bytes.
+    pub(crate) size: u64,
+    /// `VFIO_REGION_INFO_FLAG_*`.
+    pub(crate) flags: u32,
+}
+
+/// Devices whose INTx masking is broken (upstream's `vfio_pci_nointx`): i40e and X550.
+fn nointx_quirk(vendor: u16, device: u16) -> bool {
+    vendor == 0x8086
+        && matches!(device, 0x1572 | 0x1574 | 0x1580..=0x1581 | 0x1583..=0x158b | 0x37d0..=0x37d2 | 0x1563)
+}
+
+impl VfioPciDevice {
+    /// Refuses devices this driver must not take: anything but a type-0 (endpoint) header.
+    pub(crate) fn check_probe(pdev: &pci::Device) -> Result {
+        let hdr = rawpci::hdr_type(pdev) & 0x7f;
+        if hdr != 0 {
+            dev_warn!(
+                pdev.as_ref(),
+                "vfio_pci_rs: refusing to bind: header type {} is not a type-0 endpoint (bridge?)\n",
+                hdr
+            );
+            return Err(EINVAL);
+        }
+        Ok(())
+    }
+
+    /// Creates the state of a device being probed.
+    pub(crate) fn new(pdev: &pci::Device) -> impl PinInit<Self, Error> + '_ {
+        try_pin_init!(Self {
+            pdev: pdev.into(),
+            memory <- RwSem::new(MemoryState::closed()),
+            open <- new_mutex!(None),
+            counters: FaultCounters::default(),
+        })
+    }
+
+    /// Called once the device is registered with the VFIO core.
+    pub(crate) fn probed(&self) {
+        dev_info!(self.pdev.as_ref(), "vfio_pci_rs: bound\n");
+    }
+
+    /// Called when the device is being unbound.
+    pub(crate) fn removing(&self) {
+        dev_info!(self.pdev.as_ref(), "vfio_pci_rs: unbinding\n");
+    }
+
+    /// The PCI device.
+    pub(crate) fn pdev(&self) -> &pci::Device {
+        &self.pdev
+    }
+
+    /// Takes the memory lock for read.
+    pub(crate) fn memory_read(&self) -> ReadGuard<'_, MemoryState> {
+        self.memory.read()
+    }
+
+    /// Takes the memory lock for write, then zaps every user mapping of the BARs: no fault can
+    /// re-install a PFN before the caller changes the hardware and drops the lock.
+    fn zap_and_write_memory(&self, dev: &Device) -> WriteGuard<'_, MemoryState> {
+        let guard = self.memory.write();
+        ffimm::zap_range(dev, 0, regions::index_to_offset(regions::ROM));
+        FaultCounters::bump(&self.counters.zap);
+        guard
+    }
+
+    /// The MSI-X table location (open devices only).
+    pub(crate) fn msix_table(&self) -> Option<MsixTable> {
+        self.memory.read().msix
+    }
+
+    /// `EINVAL`-style check that BAR `bar` was mapped at open; returns its error otherwise.
+    pub(crate) fn bar_mapped(&self, bar: u32) -> Result {
+        self.memory.read().bar(bar).map(|_| ())
+    }
+
+    /// `open_device`: enable, reset, save state, map BARs (upstream `vfio_pci_core_enable`).
+    pub(crate) fn open_device(&self, _dev: &Device) -> Result {
+        let pdev = self.pdev();
+        // Don't let the saved state include bus mastering.
+        rawpci::clear_master(pdev);
+        rawpci::enable_device(pdev)?;
+        let reset = rawpci::try_reset_function(pdev);
+        if reset == Err(EAGAIN) {
+            rawpci::disable_device(pdev);
+            return Err(EAGAIN);
+        }
+        rawpci::save_state(pdev);
+        let saved = SavedState::store(pdev);
+        if saved.is_none() {
+            dev_dbg!(pdev.as_ref(), "vfio_pci_rs: couldn't store saved state\n");
+        }
+
+        let mut pci_2_3 = false;
+        if nointx_quirk(pdev.vendor_id().as_raw(), pdev.device_id()) {
+            dev_info!(pdev.as_ref(), "Masking broken INTx support\n");
+            rawpci::intx(pdev, false);
+        } else {
+            pci_2_3 = rawpci::intx_mask_supported(pdev);
+        }
+        let cmd = rawpci::read_config_word(pdev, PCI_COMMAND);
+        if pci_2_3 && cmd & PCI_COMMAND_INTX_DISABLE != 0 {
+            rawpci::write_config_word(pdev, PCI_COMMAND, cmd & !PCI_COMMAND_INTX_DISABLE);
+        }
+
+        let msix = match rawpci::msix_cap(pdev) {
+            0 => None,
+            pos => {
+                let pos = u16::from(pos);
+                Some(MsixTable::from_cap(
+                    rawpci::read_config_word(pdev, pos + PCI_MSIX_FLAGS),
+                    rawpci::read_config_dword(pdev, pos + PCI_MSIX_TABLE),
+                ))
+            }
+        };
+
+        let mut subpages = KVec::new();
+        {
+            let mut mem = self.memory.write();
+            mem.mem_enabled = rawpci::read_config_word(pdev, PCI_COMMAND) & PCI_COMMAND_MEMORY != 0;
+            mem.msix = msix;
+            let non_mappable = rawpci::non_mappable_bars(pdev);
+            for bar in 0..6u32 {
+                let len = rawpci::resource_len(pdev, bar);
+                let slot = &mut mem.bars[bar as usize];
+                *slot = if non_mappable || len == 0 {
+                    Err(ENODEV)
+                } else {
+                    BarMap::new(pdev, bar).map_err(|e| if e == ENOMEM { ENOMEM } else { EBUSY })
+                };
+                // Which BARs may be mmapped (upstream `vfio_pci_probe_mmaps`).
+                let flags = rawpci::resource_flags(pdev, bar);
+                let is_mem = flags & u64::from(bindings::IORESOURCE_MEM) != 0;
+                let ok = if non_mappable || !is_mem || len == 0 {
+                    false
+                } else if len >= PAGE_SIZE {
+                    true
+                } else if rawpci::resource_start(pdev, bar) & (PAGE_SIZE - 1) == 0 {
+                    match SubpageReservation::new(pdev, bar) {
+                        Some(res) => subpages.push(res, GFP_KERNEL_ACCOUNT).is_ok(),
+                        None => false,
+                    }
+                } else {
+                    false
+                };
+                mem.mmap_ok[bar as usize] = ok;
+            }
+        }
+
+        *self.open.lock() = Some(OpenState {
+            reset_works: reset.is_ok(),
+            saved,
+            subpages,
+            pci_2_3,
+        });
+        Ok(())
+    }
+
+    /// `close_device`: undo open and leave the device reset and disabled (upstream
+    /// `vfio_pci_core_disable`).
+    pub(crate) fn close_device(&self, _dev: &Device) {
+        let pdev = self.pdev();
+        let Some(state) = self.open.lock().take() else {
+            return;
+        };
+        let _ = rawpci::set_power_state(pdev, PCI_D0);
+        // Stop the device from further DMA.
+        rawpci::clear_master(pdev);
+        {
+            // No user mapping can exist: every VMA holds the device file open.
+            let mut mem = self.memory.write();
+            *mem = MemoryState::closed();
+        }
+        drop(state.subpages);
+
+        let mut reset_possible = true;
+        if let Some(saved) = state.saved {
+            if saved.load_and_free(pdev).is_err() {
+                dev_info!(pdev.as_ref(), "vfio_pci_rs: couldn't reload saved state\n");
+                if !state.reset_works {
+                    reset_possible = false;
+                } else {
+                    rawpci::save_state(pdev);
+                }
+            }
+        } else if !state.reset_works {
+            reset_possible = false;
+        }
+        if reset_possible {
+            // Disable INTx and MSI during the reset, as pci_reset_function() does.
+            rawpci::write_config_word(pdev, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE);
+            if state.reset_works {
+                rawpci::try_locked_reset(pdev);
+            }
+            rawpci::restore_state(pdev);
+        }
+        rawpci::disable_device(pdev);
+        let _ = state.pci_2_3;
+    }
+
+    fn reset_works(&self) -> bool {
+        self.open.lock().as_ref().is_some_and(|s| s.reset_works)
+    }
+
+    /// `ioctl`: every device ioctl the VFIO core does not handle itself.
+    pub(crate) fn ioctl(&self, dev: &Device, cmd: u32, arg: usize) -> Result<isize> {
+        match cmd {
+            VFIO_DEVICE_GET_INFO => self.ioctl_get_info(arg).map(|()| 0),
+            VFIO_DEVICE_GET_IRQ_INFO => self.ioctl_get_irq_info(arg).map(|()| 0),
+            VFIO_DEVICE_RESET => self.ioctl_reset(dev).map(|()| 0),
+            _ => Err(ENOTTY),
+        }
+    }
+
+    fn ioctl_get_info(&self, arg: usize) -> Result {
+        let minsz = core::mem::offset_of!(sys::vfio_device_info, cap_offset);
+        let mut info: sys::vfio_device_info = user::read_prefix(arg, minsz)?;
+        if (info.argsz as usize) < minsz {
+            return Err(EINVAL);
+        }
+        let full = core::mem::size_of::<sys::vfio_device_info>();
+        let copy = (info.argsz as usize).min(full);
+        info.flags = sys::VFIO_DEVICE_FLAGS_PCI;
+        if self.reset_works() {
+            info.flags |= sys::VFIO_DEVICE_FLAGS_RESET;
+        }
+        info.num_regions = regions::NUM_REGIONS;
+        info.num_irqs = regions::NUM_IRQS;
+
+        // The PCIe AtomicOps completer capability, when the path to the root supports it.
+        let devcap2 = rawpci::pcie_devcap2(self.pdev());
+        let mut atomic = 0u32;
+        for (cap, flag) in [
+            (bindings::PCI_EXP_DEVCAP2_ATOMIC_COMP32, sys::VFIO_PCI_ATOMIC_COMP32),
+            (bindings::PCI_EXP_DEVCAP2_ATOMIC_COMP64, sys::VFIO_PCI_ATOMIC_COMP64),
+            (bindings::PCI_EXP_DEVCAP2_ATOMIC_COMP128, sys::VFIO_PCI_ATOMIC_COMP128),
+        ] {
+            if devcap2 & cap != 0 && rawpci::enable_atomic_ops_to_root(self.pdev(), cap) {
+                atomic |= flag;
+            }
+        }
+        if atomic != 0 {
+            // struct vfio_device_info_cap_pci_atomic_comp: header, flags, reserved.
+            let cap = [sys::VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP | (1 << 16), 0, atomic, 0];
+            let cap_size = core::mem::size_of_val(&cap);
+            info.flags |= sys::VFIO_DEVICE_FLAGS_CAPS;
+            if (info.argsz as usize) < full + cap_size {
+                info.argsz = (full + cap_size) as u32;
+            } else {
+                let mut bytes = [0u8; 16];
+                for (chunk, word) in bytes.chunks_exact_mut(4).zip(cap) {
+                    chunk.copy_from_slice(&word.to_le_bytes());
+                }
+                user::write_bytes(arg + full, &bytes)?;
+                info.cap_offset = full as u32;
+            }
+        }
+        user::write_prefix(arg, &info, copy)
+    }
+
+    /// Number of interrupts of `index` (upstream `vfio_pci_get_irq_count`).
+    fn irq_count(&self, index: u32) -> u32 {
+        let pdev = self.pdev();
+        match index {
+            0 => {
+                let pin = rawpci::read_config_word(pdev, 0x3c) >> 8;
+                let offered = pin != 0
+                    && rawpci::has_intx_line(pdev)
+                    && !rawpci::is_virtfn(pdev)
+                    && !nointx_quirk(pdev.vendor_id().as_raw(), pdev.device_id());
+                u32::from(offered)
+            }
+            1 => match rawpci::msi_cap(pdev) {
+                0 => 0,
+                pos => {
+                    let flags = rawpci::read_config_word(pdev, u16::from(pos) + PCI_MSI_FLAGS);
+                    1 << ((flags & 0x000e) >> 1)
+                }
+            },
+            2 => match rawpci::msix_cap(pdev) {
+                0 => 0,
+                pos => u32::from(rawpci::read_config_word(pdev, u16::from(pos) + PCI_MSIX_FLAGS) & 0x7ff) + 1,
+            },
+            3 => u32::from(rawpci::is_pcie(pdev)),
+            4 => 1,
+            _ => 0,
+        }
+    }
+
+    fn ioctl_get_irq_info(&self, arg: usize) -> Result {
+        let minsz = core::mem::offset_of!(sys::vfio_irq_info, count) + 4;
+        let mut info: sys::vfio_irq_info = user::read_prefix(arg, minsz)?;
+        if (info.argsz as usize) < minsz || info.index >= regions::NUM_IRQS {
+            return Err(EINVAL);
+        }
+        info.flags = sys::VFIO_IRQ_INFO_EVENTFD;
+        info.count = self.irq_count(info.index);
+        if info.index == 0 {
+            info.flags |= sys::VFIO_IRQ_INFO_MASKABLE | sys::VFIO_IRQ_INFO_AUTOMASKED;
+        } else {
+            // No dynamic MSI-X allocation yet: every index has a fixed size.
+            info.flags |= sys::VFIO_IRQ_INFO_NORESIZE;
+        }
+        user::write_prefix(arg, &info, minsz)
+    }
+
+    fn ioctl_reset(&self, dev: &Device) -> Result {
+        if !self.reset_works() {
+            return Err(EINVAL);
+        }
+        let _mem = self.zap_and_write_memory(dev);
+        let _ = rawpci::set_power_state(self.pdev(), PCI_D0);
+        rawpci::try_reset_function(self.pdev())
+    }
+
+    /// Region info for `index` (offset, size, flags; capabilities into `caps`).
+    pub(crate) fn region_info(&self, index: u32, caps: &mut CapChain) -> Result<RegionInfo> {
+        let pdev = self.pdev();
+        let offset = regions::index_to_offset(index);
+        let rw = sys::VFIO_REGION_INFO_FLAG_READ | sys::VFIO_REGION_INFO_FLAG_WRITE;
+        match index {
+            regions::CONFIG => Ok(RegionInfo {
+                offset,
+                size: u64::from(rawpci::cfg_size(pdev)),
+                flags: rw,
+            }),
+            0..=5 => {
+                let size = rawpci::resource_len(pdev, index);
+                if size == 0 {
+                    return Ok(RegionInfo { offset, size, flags: 0 });
+                }
+                let (mmap_ok, msix) = {
+                    let mem = self.memory.read();
+                    (mem.mmap_ok[index as usize], mem.msix)
+                };
+                let mut flags = rw;
+                if mmap_ok {
+                    flags |= sys::VFIO_REGION_INFO_FLAG_MMAP;
+                    if msix.is_some_and(|t| t.bar == index) {
+                        // struct vfio_info_cap_header only.
+                        let mut cap = [sys::VFIO_REGION_INFO_CAP_MSIX_MAPPABLE | (1 << 16), 0];
+                        caps.add(&mut cap)?;
+                    }
+                }
+                Ok(RegionInfo { offset, size, flags })
+            }
+            regions::ROM => {
+                let mut info = RegionInfo { offset, size: 0, flags: 0 };
+                if rawpci::resource_start(pdev, regions::ROM) != 0 {
+                    // The ROM can only be checked with memory decode on.
+                    let _mem = self.memory.write();
+                    let cmd = rawpci::read_config_word(pdev, PCI_COMMAND);
+                    if cmd & PCI_COMMAND_MEMORY == 0 {
+                        rawpci::write_config_word(pdev, PCI_COMMAND, cmd | PCI_COMMAND_MEMORY);
+                    }
+                    if let Some(rom) = crate::ffi::io::RomMap::new(pdev) {
+                        info.flags = sys::VFIO_REGION_INFO_FLAG_READ;
+                        info.size = rom.bar_len();
+                    }
+                    rawpci::write_config_word(pdev, PCI_COMMAND, cmd);
+                } else {
+                    let len = rawpci::rom_region_len(pdev);
+                    if len != 0 {
+                        info.flags = sys::VFIO_REGION_INFO_FLAG_READ;
+                        info.size = len;
+                    }
+                }
+                Ok(info)
+            }
+            // No VGA support: as upstream for a non-VGA device or with disable_vga.
+            _ => Err(EINVAL),
+        }
+    }
+
+    /// read(2)/write(2) on the device file.
+    pub(crate) fn rw(&self, dev: &Device, buf: usize, count: usize, pos: &mut i64, write: bool) -> Result<isize> {
+        if count == 0 && !write {
+            return Ok(0);
+        }
+        let ppos = *pos as u64;
+        let index = regions::offset_to_index(ppos);
+        if index >= u64::from(regions::NUM_REGIONS) {
+            return Err(EINVAL);
+        }
+        let index = index as u32;
+        let off = ppos & regions::OFFSET_MASK;
+        let done = match index {
+            regions::CONFIG => self.config_rw(dev, buf, count, off, write)?,
+            regions::ROM if write => return Err(EINVAL),
+            0..=regions::ROM => self.bar_rw(index, buf, count, off, write)?,
+            _ => return Err(EINVAL),
+        };
+        *pos += done as i64;
+        Ok(done as isize)
+    }
+
+    /// Config-space access (interim: reads pass through; only COMMAND writes are applied).
+    fn config_rw(&self, dev: &Device, buf: usize, count: usize, pos: u64, write: bool) -> Result<usize> {
+        let pdev = self.pdev();
+        let size = u64::from(rawpci::cfg_size(pdev));
+        if pos >= size || pos + count as u64 > size {
+            return Err(EFAULT);
+        }
+        let mut done = 0usize;
+        while done < count {
+            let off = pos + done as u64;
+            let left = count - done;
+            let n = if left >= 4 && off % 4 == 0 {
+                4
+            } else if left >= 2 && off % 2 == 0 && (off % 4) + 2 <= 4 {
+                2
+            } else {
+                1
+            };
+            let off16 = off as u16;
+            if write {
+                let mut bytes = [0u8; 4];
+                user::read_bytes(buf + done, &mut bytes[..n])?;
+                let val = u32::from_le_bytes(bytes);
+                if off16 == PCI_COMMAND && n >= 2 {
+                    self.command_write(dev, val as u16)?;
+                }
+            } else {
+                let val = rawpci::user_read_config(pdev, off16, n)?;
+                user::write_bytes(buf + done, &val.to_le_bytes()[..n])?;
+            }
+            done += n;
+        }
+        Ok(done)
+    }
+
+    /// A write of COMMAND: zap and gate BAR access when MEM goes off.
+    fn command_write(&self, dev: &Device, val: u16) -> Result {
+        let mem_on = val & PCI_COMMAND_MEMORY != 0;
+        let mut mem = if mem_on { self.memory.write() } else { self.zap_and_write_memory(dev) };
+        rawpci::user_write_config(self.pdev(), PCI_COMMAND, 2, u32::from(val))?;
+        mem.mem_enabled = mem_on;
+        Ok(())
+    }
+
+    /// mmap of a BAR region: check the request, then make the VMA a lazily faulted PFN map.
+    pub(crate) fn mmap(&self, dev: &Device, vma: &NewBarVma<'_>) -> Result {
+        let req = MmapRequest {
+            start: vma.start(),
+            end: vma.end(),
+            pgoff: vma.pgoff(),
+            shared: vma.is_shared(),
+        };
+        let mem = self.memory.read();
+        let bar = mmap::check(&req, &mem.mmap_ok, |bar| rawpci::resource_len(self.pdev(), bar))?;
+        // The BAR must be claimed by us, so no mapping covers an unclaimed resource.
+        mem.bar(bar)?;
+        drop(mem);
+        vma.setup_pfnmap(dev);
+        Ok(())
+    }
+
+    /// A fault on a BAR mapping. `insert(pfn, order)` installs the PFN and is called with the
+    /// memory lock held for read, so a zap cannot slip between the check and the insertion.
+    pub(crate) fn fault(&self, req: &FaultRequest, insert: impl FnOnce(u64, u32) -> u32) -> FaultOutcome {
+        let bar = fault::region_index(req.vm_pgoff) as u32;
+        let bar_start = rawpci::resource_start(self.pdev(), bar);
+        let Some(pfn) = fault::plan(req, bar_start) else {
+            FaultCounters::bump(&self.counters.fallback);
+            return FaultOutcome::Fallback;
+        };
+        let mem = self.memory.read();
+        if !mem.decode_enabled() || rawpci::current_state(self.pdev()) >= PCI_D3HOT {
+            FaultCounters::bump(&self.counters.sigbus);
+            return FaultOutcome::SigBus;
+        }
+        let ret = insert(pfn, req.order);
+        drop(mem);
+        if ret == bindings::vm_fault_reason_VM_FAULT_FALLBACK {
+            FaultCounters::bump(&self.counters.fallback);
+        } else if ret & bindings::vm_fault_reason_VM_FAULT_ERROR == 0 {
+            self.counters.mapped(req.order);
+        }
+        FaultOutcome::Inserted(ret)
+    }
+
+    /// The fault counters as `name value` lines.
+    pub(crate) fn counters(&self) -> [(&'static str, u64); 6] {
+        let c = &self.counters;
+        let get = |a: &core::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
+        [
+            ("pte", get(&c.pte)),
+            ("pmd", get(&c.pmd)),
+            ("pud", get(&c.pud)),
+            ("fallback", get(&c.fallback)),
+            ("zap", get(&c.zap)),
+            ("sigbus", get(&c.sigbus)),
+        ]
+    }
+
+    /// `request`: the device is being unbound while user space still holds it.
+    pub(crate) fn request(&self, count: u32) {
+        if count == 0 {
+            dev_warn!(
+                self.pdev.as_ref(),
+                "No device request channel registered, blocked until released by user\n"
+            );
+        }
+    }
+}

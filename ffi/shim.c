@@ -1,0 +1,259 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * vfio_pci_rs C shim: static C tables (pci_driver, vfio_device_ops, vm_operations_struct) that
+ * point at the Rust entry points, and one-line wrappers for static inlines and macros.
+ *
+ * The pci_driver lives here because the 7.3 Rust PCI abstraction cannot set driver_managed_dma
+ * (without it vfio cannot claim DMA ownership of the group) nor an override-only id table.
+ */
+#include <linux/io.h>
+#include <linux/io-64-nonatomic-lo-hi.h>
+#include <linux/ioport.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/pci.h>
+#include <linux/pm_runtime.h>
+#include <linux/rwsem.h>
+#include <linux/slab.h>
+#include <linux/vfio.h>
+#include "shim.h"
+
+static const struct vfio_device_ops vpr_vfio_ops = {
+	.name = "vfio_pci_rs",
+	.release = vpr_release,
+	.open_device = vpr_open_device,
+	.close_device = vpr_close_device,
+	.ioctl = vpr_ioctl,
+	.get_region_info_caps = vpr_get_region_info_caps,
+	.read = vpr_read,
+	.write = vpr_write,
+	.mmap = vpr_mmap,
+	.request = vpr_request,
+	.bind_iommufd = vfio_iommufd_physical_bind,
+	.unbind_iommufd = vfio_iommufd_physical_unbind,
+	.attach_ioas = vfio_iommufd_physical_attach_ioas,
+	.detach_ioas = vfio_iommufd_physical_detach_ioas,
+	.pasid_attach_ioas = vfio_iommufd_physical_pasid_attach_ioas,
+	.pasid_detach_ioas = vfio_iommufd_physical_pasid_detach_ioas,
+};
+
+static vm_fault_t vpr_fault(struct vm_fault *vmf)
+{
+	return vpr_huge_fault(vmf, 0);
+}
+
+static const struct vm_operations_struct vpr_mmap_ops = {
+	.fault = vpr_fault,
+#ifdef CONFIG_ARCH_SUPPORTS_HUGE_PFNMAP
+	.huge_fault = vpr_huge_fault,
+#endif
+};
+
+static int vpr_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
+{
+	struct vfio_device *vdev = vpr_probe(pdev);
+
+	if (IS_ERR(vdev))
+		return PTR_ERR(vdev);
+	pci_set_drvdata(pdev, vdev);
+	return 0;
+}
+
+static void vpr_pci_remove(struct pci_dev *pdev)
+{
+	vpr_remove(pci_get_drvdata(pdev));
+}
+
+/* Empty: the driver binds only through driver_override (or new_id), never by matching. */
+static const struct pci_device_id vpr_pci_ids[] = { {} };
+
+static struct pci_driver vpr_pci_driver = {
+	.name = "vfio_pci_rs",
+	.id_table = vpr_pci_ids,
+	.probe = vpr_pci_probe,
+	.remove = vpr_pci_remove,
+	.driver_managed_dma = true,
+};
+
+int vpr_register_driver(void)
+{
+	return pci_register_driver(&vpr_pci_driver);
+}
+
+void vpr_unregister_driver(void)
+{
+	pci_unregister_driver(&vpr_pci_driver);
+}
+
+struct vfio_device *vpr_alloc_device(size_t size, struct device *dev)
+{
+	return _vfio_alloc_device(size, dev, &vpr_vfio_ops);
+}
+
+void vpr_put_device(struct vfio_device *vdev)
+{
+	vfio_put_device(vdev);
+}
+
+struct address_space *vpr_device_mapping(struct vfio_device *vdev)
+{
+	return vdev->inode->i_mapping;
+}
+
+void vpr_vma_setup(struct vm_area_struct *vma, void *private_data)
+{
+	vma->vm_private_data = private_data;
+	vma->vm_page_prot = pgprot_noncached(vma->vm_page_prot);
+	vma->vm_page_prot = pgprot_decrypted(vma->vm_page_prot);
+	vm_flags_set(vma, VM_ALLOW_ANY_UNCACHED | VM_IO | VM_PFNMAP | VM_DONTEXPAND | VM_DONTDUMP);
+	vma->vm_ops = &vpr_mmap_ops;
+}
+
+void vpr_init_rwsem(struct rw_semaphore *sem)
+{
+	/* One lock class for every device's memory lock, as upstream's memory_lock. */
+	init_rwsem(sem);
+}
+
+u64 vpr_ioread64(void __iomem *addr)
+{
+	return ioread64(addr);
+}
+
+void vpr_iowrite64(u64 val, void __iomem *addr)
+{
+	iowrite64(val, addr);
+}
+
+unsigned long vpr_resource_flags(struct pci_dev *pdev, int bar)
+{
+	return pci_resource_flags(pdev, bar);
+}
+
+u8 vpr_hdr_type(struct pci_dev *pdev)
+{
+	return pdev->hdr_type;
+}
+
+bool vpr_non_mappable_bars(struct pci_dev *pdev)
+{
+	return pdev->non_mappable_bars;
+}
+
+struct resource *vpr_reserve_subpage(struct pci_dev *pdev, int bar)
+{
+	struct resource *res = &pdev->resource[bar];
+	struct resource *dummy = kzalloc(sizeof(*dummy), GFP_KERNEL_ACCOUNT);
+
+	if (!dummy)
+		return NULL;
+	dummy->name = "vfio sub-page reserved";
+	dummy->start = res->end + 1;
+	dummy->end = res->start + PAGE_SIZE - 1;
+	dummy->flags = res->flags;
+	if (request_resource(res->parent, dummy)) {
+		kfree(dummy);
+		return NULL;
+	}
+	return dummy;
+}
+
+void vpr_release_subpage(struct resource *res)
+{
+	release_resource(res);
+	kfree(res);
+}
+
+void __iomem *vpr_rom_map(struct pci_dev *pdev, size_t *rom_size, size_t *bar_size)
+{
+	void __iomem *io;
+
+	if (pci_resource_start(pdev, PCI_ROM_RESOURCE)) {
+		io = pci_map_rom(pdev, rom_size);
+		*bar_size = pci_resource_len(pdev, PCI_ROM_RESOURCE);
+		return io;
+	}
+	if (pdev->rom && pdev->romlen) {
+		*rom_size = pdev->romlen;
+		*bar_size = roundup_pow_of_two(pdev->romlen);
+		return ioremap(pdev->rom, pdev->romlen);
+	}
+	return NULL;
+}
+
+void vpr_rom_unmap(struct pci_dev *pdev, void __iomem *io)
+{
+	if (pci_resource_start(pdev, PCI_ROM_RESOURCE))
+		pci_unmap_rom(pdev, io);
+	else
+		iounmap(io);
+}
+
+bool vpr_has_shadow_rom(struct pci_dev *pdev)
+{
+	return pdev->rom && pdev->romlen;
+}
+
+u8 vpr_msix_cap(struct pci_dev *pdev)
+{
+	return pdev->msix_cap;
+}
+
+u16 vpr_cfg_size(struct pci_dev *pdev)
+{
+	return pdev->cfg_size;
+}
+
+bool vpr_intx_mask_supported(struct pci_dev *pdev)
+{
+	return pci_intx_mask_supported(pdev);
+}
+
+int vpr_runtime_get(struct pci_dev *pdev)
+{
+	return pm_runtime_resume_and_get(&pdev->dev);
+}
+
+void vpr_runtime_put(struct pci_dev *pdev)
+{
+	pm_runtime_put(&pdev->dev);
+}
+
+struct pci_dev *vpr_upstream_bridge(struct pci_dev *pdev)
+{
+	return pci_upstream_bridge(pdev);
+}
+
+struct pci_dev *vpr_physfn(struct pci_dev *pdev)
+{
+	return pci_physfn(pdev);
+}
+
+u8 vpr_msi_cap(struct pci_dev *pdev)
+{
+	return pdev->msi_cap;
+}
+
+bool vpr_is_pcie(struct pci_dev *pdev)
+{
+	return pci_is_pcie(pdev);
+}
+
+bool vpr_has_intx_line(struct pci_dev *pdev)
+{
+	return pdev->irq && pdev->irq != IRQ_NOTCONNECTED;
+}
+
+bool vpr_is_virtfn(struct pci_dev *pdev)
+{
+	return pdev->is_virtfn;
+}
+
+u64 vpr_rom_region_len(struct pci_dev *pdev)
+{
+	if (pci_resource_start(pdev, PCI_ROM_RESOURCE))
+		return pci_resource_len(pdev, PCI_ROM_RESOURCE);
+	if (pdev->rom && pdev->romlen)
+		return roundup_pow_of_two(pdev->romlen);
+	return 0;
+}

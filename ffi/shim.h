@@ -1,0 +1,67 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * vfio_pci_rs C shim: the few static inlines, macros and C tables Rust cannot reach directly.
+ * Everything here is a one-line wrapper or a constant table; driver logic stays in Rust.
+ */
+#ifndef VFIO_PCI_RS_SHIM_H
+#define VFIO_PCI_RS_SHIM_H
+
+#include <linux/types.h>
+#include <linux/mm_types.h>
+
+struct pci_dev;
+struct device;
+struct resource;
+struct rw_semaphore;
+struct vfio_device;
+struct vfio_region_info;
+struct vfio_info_cap;
+struct address_space;
+
+/* Rust entry points, called from the C tables in shim.c (defined in ffi/vfio.rs, ffi/mm.rs). */
+struct vfio_device *vpr_probe(struct pci_dev *pdev);
+void vpr_remove(struct vfio_device *vdev);
+void vpr_release(struct vfio_device *vdev);
+int vpr_open_device(struct vfio_device *vdev);
+void vpr_close_device(struct vfio_device *vdev);
+ssize_t vpr_read(struct vfio_device *vdev, char __user *buf, size_t count, loff_t *ppos);
+ssize_t vpr_write(struct vfio_device *vdev, const char __user *buf, size_t count, loff_t *ppos);
+long vpr_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long arg);
+int vpr_get_region_info_caps(struct vfio_device *vdev, struct vfio_region_info *info,
+			     struct vfio_info_cap *caps);
+int vpr_mmap(struct vfio_device *vdev, struct vm_area_struct *vma);
+void vpr_request(struct vfio_device *vdev, unsigned int count);
+vm_fault_t vpr_huge_fault(struct vm_fault *vmf, unsigned int order);
+
+/* C helpers called from Rust. */
+int vpr_register_driver(void);
+void vpr_unregister_driver(void);
+struct vfio_device *vpr_alloc_device(size_t size, struct device *dev);
+void vpr_put_device(struct vfio_device *vdev);
+struct address_space *vpr_device_mapping(struct vfio_device *vdev);
+void vpr_vma_setup(struct vm_area_struct *vma, void *private_data);
+void vpr_init_rwsem(struct rw_semaphore *sem);
+u64 vpr_ioread64(void __iomem *addr);
+void vpr_iowrite64(u64 val, void __iomem *addr);
+unsigned long vpr_resource_flags(struct pci_dev *pdev, int bar);
+u8 vpr_hdr_type(struct pci_dev *pdev);
+bool vpr_non_mappable_bars(struct pci_dev *pdev);
+struct resource *vpr_reserve_subpage(struct pci_dev *pdev, int bar);
+void vpr_release_subpage(struct resource *res);
+void __iomem *vpr_rom_map(struct pci_dev *pdev, size_t *rom_size, size_t *bar_size);
+void vpr_rom_unmap(struct pci_dev *pdev, void __iomem *io);
+bool vpr_has_shadow_rom(struct pci_dev *pdev);
+u8 vpr_msix_cap(struct pci_dev *pdev);
+u8 vpr_msi_cap(struct pci_dev *pdev);
+bool vpr_is_pcie(struct pci_dev *pdev);
+bool vpr_has_intx_line(struct pci_dev *pdev);
+bool vpr_is_virtfn(struct pci_dev *pdev);
+u64 vpr_rom_region_len(struct pci_dev *pdev);
+u16 vpr_cfg_size(struct pci_dev *pdev);
+bool vpr_intx_mask_supported(struct pci_dev *pdev);
+struct pci_dev *vpr_upstream_bridge(struct pci_dev *pdev);
+struct pci_dev *vpr_physfn(struct pci_dev *pdev);
+int vpr_runtime_get(struct pci_dev *pdev);
+void vpr_runtime_put(struct pci_dev *pdev);
+
+#endif

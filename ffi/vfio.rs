@@ -1,0 +1,315 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The VFIO device: a `struct vfio_device` allocated by the VFIO core with the driver's state
+//! placed right behind it, its registration, and the C entry points of `vfio_device_ops`.
+//!
+//! The container follows the `drm::Device` pattern: the VFIO core allocates and frees the memory
+//! (`_vfio_alloc_device` / `kvfree`), `vfio_device` must sit at offset 0, and the Rust state is
+//! initialised in place after allocation and dropped in the `release` callback.
+
+use core::{
+    ffi::{
+        c_char,
+        c_uint,
+        c_ulong, //
+    },
+    mem::MaybeUninit,
+};
+use kernel::{
+    bindings,
+    error::from_err_ptr,
+    pci,
+    prelude::*,
+    types::Opaque, //
+};
+
+use super::{
+    mm,
+    sys, //
+};
+use crate::device::VfioPciDevice;
+
+/// The memory block the VFIO core allocates for each device.
+///
+/// # Invariants
+///
+/// `vdev` is at offset 0 (the VFIO core frees the block through it). `data` is initialised
+/// exactly when `live` is true, from before registration until `release`.
+#[repr(C)]
+pub(crate) struct Device {
+    vdev: Opaque<sys::vfio_device>,
+    live: bool,
+    data: MaybeUninit<VfioPciDevice>,
+}
+
+impl Device {
+    /// Returns the device that contains `vdev`.
+    ///
+    /// # Safety
+    ///
+    /// `vdev` must be the `vfio_device` of a live [`Device`], valid for `'a`.
+    pub(crate) unsafe fn from_vfio<'a>(vdev: *mut sys::vfio_device) -> &'a Self {
+        // SAFETY: `vdev` is at offset 0 of a `#[repr(C)]` `Device` (type invariant).
+        unsafe { &*vdev.cast::<Self>() }
+    }
+
+    /// The `struct vfio_device`.
+    pub(crate) fn as_vfio(&self) -> *mut sys::vfio_device {
+        self.vdev.get()
+    }
+
+    /// The driver's state.
+    pub(crate) fn data(&self) -> &VfioPciDevice {
+        // SAFETY: `Device`s are only reachable between initialisation and release, when `data`
+        // is initialised (type invariant).
+        unsafe { self.data.assume_init_ref() }
+    }
+}
+
+/// Allocates, initialises and registers the VFIO device for `pdev`.
+fn probe(pdev: &pci::Device) -> Result<*mut sys::vfio_device> {
+    VfioPciDevice::check_probe(pdev)?;
+    let dev: &kernel::device::Device = pdev.as_ref();
+    // SAFETY: `dev` is a valid device; the size covers the whole container.
+    let vdev = from_err_ptr(unsafe {
+        sys::vpr_alloc_device(
+            core::mem::size_of::<Device>(),
+            core::ptr::from_ref(dev).cast_mut().cast(),
+        )
+    })?;
+    let container = vdev.cast::<Device>();
+    // SAFETY: `container` is a fresh, zeroed, pinned allocation of the right size; nothing else
+    // sees it before registration.
+    let init = unsafe {
+        let slot = core::ptr::addr_of_mut!((*container).data).cast::<VfioPciDevice>();
+        VfioPciDevice::new(pdev).__pinned_init(slot)
+    };
+    if let Err(e) = init {
+        // SAFETY: `vdev` is ours; `live` is false, so release does not drop `data`.
+        unsafe { sys::vpr_put_device(vdev) };
+        return Err(e);
+    }
+    // SAFETY: as above; `data` is now initialised.
+    // INVARIANT: `live` is set right after `data` is initialised.
+    unsafe { (*container).live = true };
+    // SAFETY: `vdev` is a fully initialised vfio device.
+    let ret = unsafe { sys::vfio_register_group_dev(vdev) };
+    if ret != 0 {
+        // SAFETY: registration failed; drop our reference (release drops `data`).
+        unsafe { sys::vpr_put_device(vdev) };
+        return Err(Error::from_errno(ret));
+    }
+    // SAFETY: `container` is registered and live.
+    unsafe { Device::from_vfio(vdev) }.data().probed();
+    Ok(vdev)
+}
+
+/// PCI probe entry point (called from the C `pci_driver`).
+///
+/// # Safety
+///
+/// Called by the PCI core with a valid `pdev` being probed.
+#[no_mangle]
+pub unsafe extern "C" fn vpr_probe(pdev: *mut bindings::pci_dev) -> *mut sys::vfio_device {
+    // SAFETY: `pci::Device` is a transparent wrapper of `pci_dev`; `pdev` is valid during probe.
+    let pdev = unsafe { &*pdev.cast::<pci::Device>() };
+    probe(pdev).unwrap_or_else(|e| e.to_ptr())
+}
+
+/// PCI remove entry point: unregisters (waiting until user space lets go) and drops the probe
+/// reference.
+///
+/// # Safety
+///
+/// `vdev` is the device [`vpr_probe`] returned for this `pci_dev`.
+#[no_mangle]
+pub unsafe extern "C" fn vpr_remove(vdev: *mut sys::vfio_device) {
+    // SAFETY: `vdev` is registered (caller contract).
+    unsafe { Device::from_vfio(vdev) }.data().removing();
+    // SAFETY: `vdev` is registered; unregister blocks until every user closed it.
+    unsafe { sys::vfio_unregister_group_dev(vdev) };
+    // SAFETY: drops the reference taken by allocation.
+    unsafe { sys::vpr_put_device(vdev) };
+}
+
+/// `vfio_device_ops.release`: the last reference is gone; drop the driver's state.
+///
+/// # Safety
+///
+/// Called once by the VFIO core for a device allocated by [`vpr_probe`].
+#[no_mangle]
+pub unsafe extern "C" fn vpr_release(vdev: *mut sys::vfio_device) {
+    let container = vdev.cast::<Device>();
+    // SAFETY: `container` is valid until the VFIO core frees it after this call; `data` is
+    // initialised iff `live` (type invariant).
+    unsafe {
+        if (*container).live {
+            (*container).live = false;
+            core::ptr::drop_in_place(core::ptr::addr_of_mut!((*container).data).cast::<VfioPciDevice>());
+        }
+    }
+}
+
+/// Runs `f` on the driver state of `vdev`.
+///
+/// # Safety
+///
+/// `vdev` must be a live device of this driver (the VFIO core calls ops only on those).
+unsafe fn with<R>(vdev: *mut sys::vfio_device, f: impl FnOnce(&Device) -> R) -> R {
+    // SAFETY: guaranteed by the caller.
+    f(unsafe { Device::from_vfio(vdev) })
+}
+
+fn errno_long(r: Result<isize>) -> isize {
+    r.unwrap_or_else(|e| e.to_errno() as isize)
+}
+
+/// `vfio_device_ops.open_device`.
+///
+/// # Safety
+///
+/// Called by the VFIO core on a live device, under its dev_set lock.
+#[no_mangle]
+pub unsafe extern "C" fn vpr_open_device(vdev: *mut sys::vfio_device) -> i32 {
+    // SAFETY: the VFIO core calls ops only on live devices.
+    unsafe { with(vdev, |d| d.data().open_device(d)) }.map_or_else(|e| e.to_errno(), |()| 0)
+}
+
+/// `vfio_device_ops.close_device`.
+///
+/// # Safety
+///
+/// As [`vpr_open_device`].
+#[no_mangle]
+pub unsafe extern "C" fn vpr_close_device(vdev: *mut sys::vfio_device) {
+    // SAFETY: the VFIO core calls ops only on live devices.
+    unsafe { with(vdev, |d| d.data().close_device(d)) }
+}
+
+/// `vfio_device_ops.read`.
+///
+/// # Safety
+///
+/// As [`vpr_open_device`], with `ppos` valid.
+#[no_mangle]
+pub unsafe extern "C" fn vpr_read(
+    vdev: *mut sys::vfio_device,
+    buf: *mut c_char,
+    count: usize,
+    ppos: *mut i64,
+) -> isize {
+    // SAFETY: `ppos` is valid for the call (caller contract).
+    let pos = unsafe { &mut *ppos };
+    // SAFETY: the VFIO core calls ops only on live devices.
+    errno_long(unsafe { with(vdev, |d| d.data().rw(d, buf as usize, count, pos, false)) })
+}
+
+/// `vfio_device_ops.write`.
+///
+/// # Safety
+///
+/// As [`vpr_read`].
+#[no_mangle]
+pub unsafe extern "C" fn vpr_write(
+    vdev: *mut sys::vfio_device,
+    buf: *const c_char,
+    count: usize,
+    ppos: *mut i64,
+) -> isize {
+    // SAFETY: `ppos` is valid for the call (caller contract).
+    let pos = unsafe { &mut *ppos };
+    // SAFETY: the VFIO core calls ops only on live devices.
+    errno_long(unsafe { with(vdev, |d| d.data().rw(d, buf as usize, count, pos, true)) })
+}
+
+/// `vfio_device_ops.ioctl`.
+///
+/// # Safety
+///
+/// As [`vpr_open_device`].
+#[no_mangle]
+pub unsafe extern "C" fn vpr_ioctl(vdev: *mut sys::vfio_device, cmd: c_uint, arg: c_ulong) -> isize {
+    // SAFETY: the VFIO core calls ops only on live devices.
+    errno_long(unsafe { with(vdev, |d| d.data().ioctl(d, cmd, arg as usize)) })
+}
+
+/// A region-info capability chain under construction (`struct vfio_info_cap`).
+pub(crate) struct CapChain(*mut sys::vfio_info_cap);
+
+impl CapChain {
+    /// Appends a capability: `cap` starts with a `struct vfio_info_cap_header` whose `next` the
+    /// VFIO core fills in.
+    pub(crate) fn add(&mut self, cap: &mut [u32]) -> Result {
+        // SAFETY: `self.0` is the chain passed by the VFIO core; `cap` is a valid, aligned
+        // buffer of `size_of_val(cap)` bytes beginning with a header, copied by the callee.
+        to_result(unsafe {
+            sys::vfio_info_add_capability(
+                self.0,
+                cap.as_mut_ptr().cast(),
+                core::mem::size_of_val(cap),
+            )
+        })
+    }
+}
+
+/// `vfio_device_ops.get_region_info_caps`.
+///
+/// # Safety
+///
+/// As [`vpr_open_device`], with `info` and `caps` valid.
+#[no_mangle]
+pub unsafe extern "C" fn vpr_get_region_info_caps(
+    vdev: *mut sys::vfio_device,
+    info: *mut sys::vfio_region_info,
+    caps: *mut sys::vfio_info_cap,
+) -> i32 {
+    // SAFETY: `info` is valid for the call (caller contract).
+    let info = unsafe { &mut *info };
+    let mut chain = CapChain(caps);
+    // SAFETY: the VFIO core calls ops only on live devices.
+    unsafe { with(vdev, |d| d.data().region_info(info.index, &mut chain)) }.map_or_else(
+        |e| e.to_errno(),
+        |r| {
+            info.offset = r.offset;
+            info.size = r.size;
+            info.flags = r.flags;
+            0
+        },
+    )
+}
+
+/// `vfio_device_ops.mmap`.
+///
+/// # Safety
+///
+/// As [`vpr_open_device`], with `vma` a VMA under construction.
+#[no_mangle]
+pub unsafe extern "C" fn vpr_mmap(vdev: *mut sys::vfio_device, vma: *mut bindings::vm_area_struct) -> i32 {
+    // SAFETY: `vma` is being set up by mmap (caller contract).
+    let vma = unsafe { mm::new_bar_vma(vma) };
+    // SAFETY: the VFIO core calls ops only on live devices.
+    unsafe { with(vdev, |d| d.data().mmap(d, &vma)) }.map_or_else(|e| e.to_errno(), |()| 0)
+}
+
+/// `vfio_device_ops.request`: the device is being unbound while user space holds it.
+///
+/// # Safety
+///
+/// As [`vpr_open_device`].
+#[no_mangle]
+pub unsafe extern "C" fn vpr_request(vdev: *mut sys::vfio_device, count: c_uint) {
+    // SAFETY: the VFIO core calls ops only on live devices.
+    unsafe { with(vdev, |d| d.data().request(count)) }
+}
+
+/// Registers the PCI driver.
+pub(crate) fn register_driver() -> Result {
+    // SAFETY: called once at module init.
+    to_result(unsafe { sys::vpr_register_driver() })
+}
+
+/// Unregisters the PCI driver (unbinding every device, which waits for their users).
+pub(crate) fn unregister_driver() {
+    // SAFETY: called once at module exit, after a successful `register_driver`.
+    unsafe { sys::vpr_unregister_driver() }
+}

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Boots the test guest under QEMU TCG (never KVM: nested guests crawl on these machines):
+# q35 with an emulated Intel IOMMU and, each behind its own root port (so its own IOMMU group),
+# edu, ivshmem-plain (1 GiB), pci-testdev, igb and nvme. MODE is passed to the guest's /init.
+# The console goes to OUT/console-MODE.log and to stdout.
+set -euo pipefail
+mode=$1 kdir=$2 out=$3
+timeout_s=${VPR_GUEST_TIMEOUT:-2400}
+log="$out/console-$mode.log"
+nvme_img="$out/nvme.img"
+[ -f "$nvme_img" ] || truncate -s 64M "$nvme_img"
+
+start=$(date +%s.%N)
+set +e
+timeout --foreground "$timeout_s" qemu-system-x86_64 \
+	-accel tcg -M q35,kernel-irqchip=split -cpu max -smp 2 -m 2G \
+	-device intel-iommu,intremap=on,caching-mode=on \
+	-device pcie-root-port,id=rp1,chassis=1,slot=1 -device edu,bus=rp1 \
+	-device pcie-root-port,id=rp2,chassis=2,slot=2 \
+	-object memory-backend-ram,id=ivshm,size=1G -device ivshmem-plain,memdev=ivshm,bus=rp2 \
+	-device pcie-root-port,id=rp3,chassis=3,slot=3 -device pci-testdev,bus=rp3 \
+	-device pcie-root-port,id=rp4,chassis=4,slot=4 -device igb,bus=rp4 \
+	-device pcie-root-port,id=rp5,chassis=5,slot=5 \
+	-device pcie-root-port,id=rp6,chassis=6,slot=6 \
+	-drive file="$nvme_img",if=none,id=nvm,format=raw -device nvme,serial=vpr0,drive=nvm,bus=rp5 \
+	-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.cpio.gz" \
+	-append "console=ttyS0 intel_iommu=on panic=-1 loglevel=6 vpr.mode=$mode" \
+	-display none -serial stdio -monitor none -no-reboot 2>&1 | tee "$log"
+rc=${PIPESTATUS[0]}
+set -e
+end=$(date +%s.%N)
+printf 'guest: %s run took %.0f s wall (qemu exit %s)\n' "$mode" "$(echo "$end - $start" | bc)" "$rc" >&2

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Builds the test guest's initramfs: busybox, the kernel's modules (upstream vfio-pci among
+# them), vfio_pci_rs.ko, the static test client and the guest scripts.
+set -euo pipefail
+kdir=$1 out=$2
+top=$(cd "$(dirname "$0")/.." && pwd)
+root="$out/initramfs"
+rm -rf "$root" && mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,etc,lib/modules,root,usr/bin,usr/sbin}
+
+cp /bin/busybox "$root/bin/busybox"
+for app in $("$root/bin/busybox" --list); do
+	[ -e "$root/bin/$app" ] || ln -s busybox "$root/bin/$app"
+done
+
+kver=$(cat "$kdir/include/config/kernel.release")
+make -s -C "$kdir" INSTALL_MOD_PATH="$root" modules_install >/dev/null
+mkdir -p "$root/lib/modules/$kver/extra"
+cp "$top/vfio_pci_rs.ko" "$root/lib/modules/$kver/extra/"
+depmod -b "$root" "$kver"
+
+cp "$top/tests/client/target/x86_64-unknown-linux-gnu/release/vfio-test" "$root/bin/"
+cp "$top/tests/guest/init" "$root/init"
+cp "$top"/tests/guest/*.sh "$root/bin/" 2>/dev/null || true
+chmod +x "$root/init" "$root"/bin/*.sh 2>/dev/null || true
+
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out/initramfs.cpio.gz"

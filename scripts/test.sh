@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# `make test`: host unit tests and fuzzing, lints, then the differential suite in the test
+# guest. Ends with "N passed, N failed[, N skipped]" and exits non-zero on any failure. The
+# guest console is part of the verdict: any kernel WARN, BUG, oops, lockdep report or hung task
+# fails the run.
+set -uo pipefail
+out=$1
+top=$(cd "$(dirname "$0")/.." && pwd)
+cd "$top"
+mkdir -p "$out"
+pass=0 fail=0 skip=0
+result() { # name status(0=pass 1=fail 2=skip)
+	case $2 in 0) pass=$((pass + 1)); echo "ok - $1" ;; 2) skip=$((skip + 1)); echo "skip - $1" ;;
+	*) fail=$((fail + 1)); echo "FAIL - $1" ;; esac
+}
+
+# 1. Kernel (cached) and module.
+t0=$(date +%s)
+if make -s kernel OUT="$out"; then result kernel.build 0; else result kernel.build 1; fi
+kdir=$(cat "$out/kdir" 2>/dev/null)
+echo "test: kernel ready in $(( $(date +%s) - t0 )) s (build tree $(basename "${kdir:-none}"))"
+if [ -n "$kdir" ] && make -s module KDIR="$kdir" OUT="$out" >"$out/module.log" 2>&1; then
+	result module.build 0
+else
+	cat "$out/module.log"; result module.build 1
+fi
+
+# 2. Host-side tests: config-space model (unit tests + fuzz) and the client's pure parts.
+while read -r name status; do result "$name" "$status"; done < <(bash scripts/host-tests.sh "$out")
+
+# 3. Lints: clippy through Kbuild and rustfmt with the kernel's config.
+while read -r name status; do result "$name" "$status"; done < <(bash scripts/lint.sh "$out" "$kdir")
+
+# 4. The guest suite.
+if [ -f vfio_pci_rs.ko ] && make -s client && bash scripts/initramfs.sh "$kdir" "$out"; then
+	bash scripts/guest.sh test "$kdir" "$out" >/dev/null
+	log="$out/console-test.log"
+	grep -E '^guest: (userspace up|done)' "$log"
+	g_pass=$(grep -cE '^ok [0-9]+ ' "$log" | tr -d ' ')
+	g_skip=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log" | tr -d ' ')
+	g_fail=$(grep -cE '^not ok [0-9]+ ' "$log" | tr -d ' ')
+	grep -E '^not ok [0-9]+ ' -A3 "$log" | head -n 60
+	pass=$((pass + g_pass - g_skip)) skip=$((skip + g_skip)) fail=$((fail + g_fail))
+	echo "test: guest suite: $((g_pass - g_skip)) passed, $g_fail failed, $g_skip skipped"
+	grep -q '^# guest suite done' "$log" && result guest.suite_completed 0 || result guest.suite_completed 1
+	splats=$(grep -nE 'WARNING:|BUG:|Oops|general protection|KASAN|UBSAN|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|INFO: task .* blocked|hung_task|Kernel panic|suspicious RCU' "$log" | head -n 20)
+	if [ -z "$splats" ]; then result guest.console_clean 0; else echo "$splats"; result guest.console_clean 1; fi
+else
+	result guest.suite 1
+fi
+
+echo "$pass passed, $fail failed, $skip skipped"
+[ "$fail" = 0 ]

@@ -1,0 +1,99 @@
+#!/bin/sh
+# The guest test suite (`make test`). Every behavioural test runs against vfio_pci_rs and
+# upstream vfio-pci on the same emulated devices; their transcripts are then compared.
+# Prints KTAP lines; the host counts them and reads the console for kernel splats.
+. /bin/lib.sh
+echo "KTAP version 1"
+DRIVERS="vfio_pci_rs vfio-pci"
+
+# --- Module life cycle -------------------------------------------------------------------
+check module.load modprobe vfio_pci_rs
+if insmod /lib/modules/$(uname -r)/extra/vfio_pci_rs.ko 2>/dev/null; then
+	not_ok module.load_twice_refused "second insmod succeeded"
+else
+	ok module.load_twice_refused
+fi
+check module.load_upstream modprobe vfio-pci
+[ -d /sys/bus/pci/drivers/vfio_pci_rs ] && ok module.driver_registered || not_ok module.driver_registered
+
+# Nothing binds by matching: every test device is still driverless after loading.
+bound=""
+for bdf in $(test_bdfs); do [ "$(driver_of "$bdf")" = vfio_pci_rs ] && bound="$bound $bdf"; done
+[ -z "$bound" ] && ok bind.no_match_binding || not_ok bind.no_match_binding "bound without override:$bound"
+
+# --- Bridges are refused ------------------------------------------------------------------
+bridge=""
+for d in /sys/bus/pci/devices/*; do
+	if [ "$(cat $d/class)" = 0x060400 ] && [ -z "$(ls -d $d/0000:* 2>/dev/null)" ]; then
+		bridge=$(basename "$d"); break
+	fi
+done
+if [ -n "$bridge" ]; then
+	dmesg -c >/dev/null
+	if bind vfio_pci_rs "$bridge"; then
+		not_ok bind.bridge_refused "bridge $bridge was bound"
+	elif dmesg | grep -q "refusing to bind"; then
+		ok bind.bridge_refused
+	else
+		not_ok bind.bridge_refused "no dmesg line explains the refusal"
+	fi
+	release "$bridge"
+	echo "$bridge" > /sys/bus/pci/drivers_probe 2>/dev/null
+else
+	skip bind.bridge_refused "no empty root port"
+fi
+
+# --- Per-driver behaviour and transcripts -------------------------------------------------
+for drv in $DRIVERS; do
+	mkdir -p /tmp/out/$drv
+	for bdf in $(test_bdfs); do
+		name=$(name_of "$bdf")
+		if bind "$drv" "$bdf"; then ok "bind.$drv.$name"; else not_ok "bind.$drv.$name"; continue; fi
+	done
+	for bdf in $(test_bdfs); do
+		for mode in group cdev; do
+			echo "# vfio-test all --mode $mode $bdf ($(name_of "$bdf")) with $drv"
+			vfio-test all --mode "$mode" --dump /tmp/out/$drv "$bdf" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok [0-9]* \)/\1$drv./"
+		done
+	done
+	for bdf in $(test_bdfs); do release "$bdf"; done
+done
+
+echo "# differential: vfio_pci_rs against vfio-pci"
+vfio-test compare /tmp/out/vfio_pci_rs /tmp/out/vfio-pci
+
+# --- Unbind and rmmod while a device is open -----------------------------------------------
+bdf=$(bdf_of 1234:11e8)
+if bind vfio_pci_rs "$bdf"; then
+	cdev=$(ls /sys/bus/pci/devices/$bdf/vfio-dev/ 2>/dev/null | head -n1)
+	( exec 3<>/dev/vfio/devices/$cdev; sleep 3 ) &
+	holder=$!
+	sleep 1
+	t0=$(cut -d. -f1 /proc/uptime)
+	unbind "$bdf"
+	t1=$(cut -d. -f1 /proc/uptime)
+	wait $holder
+	if [ -z "$(driver_of "$bdf")" ] && [ $((t1 - t0)) -ge 1 ]; then
+		ok lifecycle.unbind_waits_for_open_fd
+	else
+		not_ok lifecycle.unbind_waits_for_open_fd "unbind returned after $((t1 - t0)) s"
+	fi
+	release "$bdf"
+fi
+if bind vfio_pci_rs "$bdf"; then
+	( vfio-test hold --mode group "$bdf" 3 >/dev/null 2>&1 ) &
+	holder=$!
+	sleep 1
+	if rmmod vfio_pci_rs 2>/dev/null; then
+		# rmmod may wait for the user instead of refusing: both are correct.
+		ok lifecycle.rmmod_while_open
+	else
+		wait $holder
+		check lifecycle.rmmod_after_close rmmod vfio_pci_rs
+	fi
+	wait $holder 2>/dev/null
+fi
+lsmod | grep -q '^vfio_pci_rs' && rmmod vfio_pci_rs
+check lifecycle.reload modprobe vfio_pci_rs
+check lifecycle.final_rmmod rmmod vfio_pci_rs
+echo "# guest suite done"

@@ -1,0 +1,45 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! vfio_pci_rs: a VFIO PCI driver in Rust.
+//!
+//! It binds PCI devices (only through `driver_override`), registers them with the VFIO core
+//! (group and iommufd cdev paths) and serves what user space asks of them: device, region and
+//! IRQ info, BAR and config-space access, BAR mmap with lazily faulted PFNs that are zapped when
+//! memory decode goes off, and reset.
+//!
+//! Layout: `device` holds the per-device state and VFIO operations; `rdwr`, `mmap` and `fault`
+//! are the BAR access paths; `regions` the file-offset layout; `ffi` is the only place with
+//! `unsafe` (plus the C shim `ffi/shim.c`).
+
+use kernel::prelude::*;
+
+mod device;
+mod fault;
+mod ffi;
+mod mmap;
+mod rdwr;
+mod regions;
+
+module! {
+    type: VfioPciRs,
+    name: "vfio_pci_rs",
+    authors: ["vfio_pci_rs developers"],
+    description: "VFIO PCI driver in Rust",
+    license: "GPL",
+}
+
+/// The module: owns the PCI driver registration.
+struct VfioPciRs;
+
+impl kernel::Module for VfioPciRs {
+    fn init(_module: &'static ThisModule) -> Result<Self> {
+        ffi::vfio::register_driver()?;
+        Ok(Self)
+    }
+}
+
+impl Drop for VfioPciRs {
+    fn drop(&mut self) {
+        ffi::vfio::unregister_driver();
+    }
+}
