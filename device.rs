@@ -519,6 +519,7 @@ impl VfioPciDevice {
                 Ok(info)
             }
             // No VGA support: as upstream for a non-VGA device or with disable_vga.
+            regions::VGA => Err(EINVAL),
             _ => Err(EINVAL),
         }
     }
@@ -624,7 +625,7 @@ impl VfioPciDevice {
         drop(mem);
         if ret == bindings::vm_fault_reason_VM_FAULT_FALLBACK {
             FaultCounters::bump(&self.counters.fallback);
-        } else if ret & bindings::vm_fault_reason_VM_FAULT_ERROR == 0 {
+        } else if ret == bindings::vm_fault_reason_VM_FAULT_NOPAGE {
             self.counters.mapped(req.order);
         }
         FaultOutcome::Inserted(ret)

@@ -101,7 +101,8 @@ impl FaultCounters {
         let counter = match order {
             0 => &self.pte,
             PMD_ORDER => &self.pmd,
-            _ => &self.pud,
+            PUD_ORDER => &self.pud,
+            _ => return,
         };
         counter.fetch_add(1, Ordering::Relaxed);
     }

@@ -8,8 +8,7 @@
 
 use kernel::{
     bindings,
-    mm::virt::VmaNew,
-    prelude::*, //
+    mm::virt::VmaNew, //
 };
 
 use super::{
@@ -82,12 +81,14 @@ pub(crate) fn zap_range(dev: &Device, start: u64, len: u64) {
 ///
 /// Called by the mm with a valid `vmf` whose VMA was set up by [`NewBarVma::setup_pfnmap`].
 #[no_mangle]
-pub unsafe extern "C" fn vpr_huge_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
+pub(crate) unsafe extern "C" fn vpr_huge_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
     // SAFETY: the mm passes a valid `vmf` with a valid VMA (caller contract).
     let (vma, address) = unsafe { ((*vmf).__bindgen_anon_1.vma, (*vmf).__bindgen_anon_1.address) };
     // SAFETY: `vma` is valid while the fault is handled.
-    let (start, end, pgoff, private) =
-        unsafe { ((*vma).vm_start, (*vma).vm_end, (*vma).vm_pgoff, (*vma).vm_private_data) };
+    let (start, end, pgoff, private) = unsafe {
+        let span = &(*vma).__bindgen_anon_1.__bindgen_anon_1;
+        (span.vm_start, span.vm_end, (*vma).vm_pgoff, (*vma).vm_private_data)
+    };
     // SAFETY: `vm_private_data` was set to the device by `setup_pfnmap`; the VMA keeps the
     // device file, hence the device, alive.
     let dev = unsafe { Device::from_vfio(private.cast()) };

@@ -6,6 +6,7 @@
 use core::ptr::NonNull;
 use kernel::{
     bindings,
+    error::to_result,
     pci,
     prelude::*, //
 };
@@ -147,11 +148,11 @@ pub(crate) fn try_locked_reset(pdev: &pci::Device) -> bool {
     // SAFETY: `dev` is a valid `pci_dev`; every lock taken here is released before return.
     unsafe {
         let bridge = sys::vpr_upstream_bridge(dev);
-        if !bridge.is_null() && !bindings::pci_dev_trylock(bridge) {
+        if !bridge.is_null() && bindings::pci_dev_trylock(bridge) == 0 {
             return false;
         }
         let mut reset = false;
-        if bindings::pci_dev_trylock(dev) {
+        if bindings::pci_dev_trylock(dev) != 0 {
             reset = bindings::__pci_reset_function_locked(dev) == 0;
             bindings::pci_dev_unlock(dev);
         }
@@ -249,7 +250,7 @@ fn pcibios_result(ret: i32) -> Result {
 pub(crate) fn request_region(pdev: &pci::Device, bar: u32) -> Result {
     // SAFETY: `raw(pdev)` is a valid `pci_dev`; the name is a static C string.
     to_result(unsafe {
-        bindings::pci_request_selected_regions(raw(pdev), 1 << bar, c"vfio".as_ptr())
+        bindings::pci_request_selected_regions(raw(pdev), 1 << bar, c"vfio".as_ptr().cast())
     })
 }
 
@@ -286,23 +287,6 @@ impl Drop for SubpageReservation {
         // SAFETY: by the type invariant we own the live reservation.
         unsafe { sys::vpr_release_subpage(self.0.as_ptr()) }
     }
-}
-
-/// Takes a runtime-PM reference, resuming the device if needed.
-pub(crate) fn runtime_get(pdev: &pci::Device) -> Result {
-    // SAFETY: `raw(pdev)` is a valid `pci_dev`.
-    let ret = unsafe { sys::vpr_runtime_get(raw(pdev)) };
-    if ret < 0 {
-        Err(Error::from_errno(ret))
-    } else {
-        Ok(())
-    }
-}
-
-/// Drops a runtime-PM reference taken with [`runtime_get`].
-pub(crate) fn runtime_put(pdev: &pci::Device) {
-    // SAFETY: `raw(pdev)` is a valid `pci_dev` with a reference taken by `runtime_get`.
-    unsafe { sys::vpr_runtime_put(raw(pdev)) }
 }
 
 /// Sets the power state (`0` = D0 ... `3` = D3hot).

@@ -63,16 +63,6 @@ impl<T> RwSem<T> {
         unsafe { bindings::down_write(self.sem.get()) };
         WriteGuard { lock: self }
     }
-
-    /// Takes the semaphore for write if nobody holds it.
-    pub(crate) fn try_write(&self) -> Option<WriteGuard<'_, T>> {
-        // SAFETY: `sem` is initialised (type invariant).
-        if unsafe { bindings::down_write_trylock(self.sem.get()) } != 0 {
-            Some(WriteGuard { lock: self })
-        } else {
-            None
-        }
-    }
 }
 
 /// Shared access to the data of a [`RwSem`]; releases the semaphore when dropped.

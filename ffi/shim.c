@@ -6,14 +6,15 @@
  * The pci_driver lives here because the 7.3 Rust PCI abstraction cannot set driver_managed_dma
  * (without it vfio cannot claim DMA ownership of the group) nor an override-only id table.
  */
+#include <linux/debugfs.h>
 #include <linux/io.h>
 #include <linux/io-64-nonatomic-lo-hi.h>
 #include <linux/ioport.h>
 #include <linux/mm.h>
 #include <linux/module.h>
 #include <linux/pci.h>
-#include <linux/pm_runtime.h>
 #include <linux/rwsem.h>
+#include <linux/seq_file.h>
 #include <linux/slab.h>
 #include <linux/vfio.h>
 #include "shim.h"
@@ -209,16 +210,6 @@ bool vpr_intx_mask_supported(struct pci_dev *pdev)
 	return pci_intx_mask_supported(pdev);
 }
 
-int vpr_runtime_get(struct pci_dev *pdev)
-{
-	return pm_runtime_resume_and_get(&pdev->dev);
-}
-
-void vpr_runtime_put(struct pci_dev *pdev)
-{
-	pm_runtime_put(&pdev->dev);
-}
-
 struct pci_dev *vpr_upstream_bridge(struct pci_dev *pdev)
 {
 	return pci_upstream_bridge(pdev);
@@ -256,4 +247,46 @@ u64 vpr_rom_region_len(struct pci_dev *pdev)
 	if (pdev->rom && pdev->romlen)
 		return roundup_pow_of_two(pdev->romlen);
 	return 0;
+}
+
+/* debugfs: /sys/kernel/debug/vfio_pci_rs/<BDF>/faults, the fault-path counters. */
+static struct dentry *vpr_debugfs_root;
+
+static const char *const vpr_counter_names[VPR_NUM_COUNTERS] = {
+	"pte", "pmd", "pud", "fallback", "zap", "sigbus",
+};
+
+static int vpr_faults_show(struct seq_file *s, void *unused)
+{
+	u64 vals[VPR_NUM_COUNTERS];
+	int i;
+
+	vpr_read_counters(s->private, vals);
+	for (i = 0; i < VPR_NUM_COUNTERS; i++)
+		seq_printf(s, "%s %llu\n", vpr_counter_names[i], vals[i]);
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(vpr_faults);
+
+void vpr_debugfs_init(void)
+{
+	vpr_debugfs_root = debugfs_create_dir("vfio_pci_rs", NULL);
+}
+
+void vpr_debugfs_exit(void)
+{
+	debugfs_remove_recursive(vpr_debugfs_root);
+}
+
+struct dentry *vpr_debugfs_add(struct pci_dev *pdev, struct vfio_device *vdev)
+{
+	struct dentry *dir = debugfs_create_dir(pci_name(pdev), vpr_debugfs_root);
+
+	debugfs_create_file("faults", 0444, dir, vdev, &vpr_faults_fops);
+	return dir;
+}
+
+void vpr_debugfs_remove(struct dentry *dir)
+{
+	debugfs_remove_recursive(dir);
 }

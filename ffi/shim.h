@@ -33,6 +33,15 @@ int vpr_mmap(struct vfio_device *vdev, struct vm_area_struct *vma);
 void vpr_request(struct vfio_device *vdev, unsigned int count);
 vm_fault_t vpr_huge_fault(struct vm_fault *vmf, unsigned int order);
 
+/* Fault counters in debugfs: the Rust side fills VPR_NUM_COUNTERS values. */
+#define VPR_NUM_COUNTERS 6
+void vpr_read_counters(struct vfio_device *vdev, u64 *vals);
+struct dentry;
+void vpr_debugfs_init(void);
+void vpr_debugfs_exit(void);
+struct dentry *vpr_debugfs_add(struct pci_dev *pdev, struct vfio_device *vdev);
+void vpr_debugfs_remove(struct dentry *dir);
+
 /* C helpers called from Rust. */
 int vpr_register_driver(void);
 void vpr_unregister_driver(void);
@@ -61,7 +70,5 @@ u16 vpr_cfg_size(struct pci_dev *pdev);
 bool vpr_intx_mask_supported(struct pci_dev *pdev);
 struct pci_dev *vpr_upstream_bridge(struct pci_dev *pdev);
 struct pci_dev *vpr_physfn(struct pci_dev *pdev);
-int vpr_runtime_get(struct pci_dev *pdev);
-void vpr_runtime_put(struct pci_dev *pdev);
 
 #endif

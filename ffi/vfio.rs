@@ -17,7 +17,10 @@ use core::{
 };
 use kernel::{
     bindings,
-    error::from_err_ptr,
+    error::{
+        from_err_ptr,
+        to_result, //
+    },
     pci,
     prelude::*,
     types::Opaque, //
@@ -25,6 +28,7 @@ use kernel::{
 
 use super::{
     mm,
+    pci as rawpci,
     sys, //
 };
 use crate::device::VfioPciDevice;
@@ -39,6 +43,7 @@ use crate::device::VfioPciDevice;
 pub(crate) struct Device {
     vdev: Opaque<sys::vfio_device>,
     live: bool,
+    debugfs: *mut bindings::dentry,
     data: MaybeUninit<VfioPciDevice>,
 }
 
@@ -82,7 +87,7 @@ fn probe(pdev: &pci::Device) -> Result<*mut sys::vfio_device> {
     // sees it before registration.
     let init = unsafe {
         let slot = core::ptr::addr_of_mut!((*container).data).cast::<VfioPciDevice>();
-        VfioPciDevice::new(pdev).__pinned_init(slot)
+        pin_init::raw_try_init(slot, VfioPciDevice::new(pdev))
     };
     if let Err(e) = init {
         // SAFETY: `vdev` is ours; `live` is false, so release does not drop `data`.
@@ -99,6 +104,8 @@ fn probe(pdev: &pci::Device) -> Result<*mut sys::vfio_device> {
         unsafe { sys::vpr_put_device(vdev) };
         return Err(Error::from_errno(ret));
     }
+    // SAFETY: `container` is registered and live; its debugfs files go before it is released.
+    unsafe { (*container).debugfs = sys::vpr_debugfs_add(rawpci::raw(pdev), vdev) };
     // SAFETY: `container` is registered and live.
     unsafe { Device::from_vfio(vdev) }.data().probed();
     Ok(vdev)
@@ -110,7 +117,7 @@ fn probe(pdev: &pci::Device) -> Result<*mut sys::vfio_device> {
 ///
 /// Called by the PCI core with a valid `pdev` being probed.
 #[no_mangle]
-pub unsafe extern "C" fn vpr_probe(pdev: *mut bindings::pci_dev) -> *mut sys::vfio_device {
+pub(crate) unsafe extern "C" fn vpr_probe(pdev: *mut bindings::pci_dev) -> *mut sys::vfio_device {
     // SAFETY: `pci::Device` is a transparent wrapper of `pci_dev`; `pdev` is valid during probe.
     let pdev = unsafe { &*pdev.cast::<pci::Device>() };
     probe(pdev).unwrap_or_else(|e| e.to_ptr())
@@ -123,9 +130,12 @@ pub unsafe extern "C" fn vpr_probe(pdev: *mut bindings::pci_dev) -> *mut sys::vf
 ///
 /// `vdev` is the device [`vpr_probe`] returned for this `pci_dev`.
 #[no_mangle]
-pub unsafe extern "C" fn vpr_remove(vdev: *mut sys::vfio_device) {
+pub(crate) unsafe extern "C" fn vpr_remove(vdev: *mut sys::vfio_device) {
     // SAFETY: `vdev` is registered (caller contract).
-    unsafe { Device::from_vfio(vdev) }.data().removing();
+    let dev = unsafe { Device::from_vfio(vdev) };
+    dev.data().removing();
+    // SAFETY: the dentry was created at probe (an error pointer or NULL is accepted).
+    unsafe { sys::vpr_debugfs_remove(dev.debugfs) };
     // SAFETY: `vdev` is registered; unregister blocks until every user closed it.
     unsafe { sys::vfio_unregister_group_dev(vdev) };
     // SAFETY: drops the reference taken by allocation.
@@ -138,7 +148,7 @@ pub unsafe extern "C" fn vpr_remove(vdev: *mut sys::vfio_device) {
 ///
 /// Called once by the VFIO core for a device allocated by [`vpr_probe`].
 #[no_mangle]
-pub unsafe extern "C" fn vpr_release(vdev: *mut sys::vfio_device) {
+pub(crate) unsafe extern "C" fn vpr_release(vdev: *mut sys::vfio_device) {
     let container = vdev.cast::<Device>();
     // SAFETY: `container` is valid until the VFIO core frees it after this call; `data` is
     // initialised iff `live` (type invariant).
@@ -170,7 +180,7 @@ fn errno_long(r: Result<isize>) -> isize {
 ///
 /// Called by the VFIO core on a live device, under its dev_set lock.
 #[no_mangle]
-pub unsafe extern "C" fn vpr_open_device(vdev: *mut sys::vfio_device) -> i32 {
+pub(crate) unsafe extern "C" fn vpr_open_device(vdev: *mut sys::vfio_device) -> i32 {
     // SAFETY: the VFIO core calls ops only on live devices.
     unsafe { with(vdev, |d| d.data().open_device(d)) }.map_or_else(|e| e.to_errno(), |()| 0)
 }
@@ -181,7 +191,7 @@ pub unsafe extern "C" fn vpr_open_device(vdev: *mut sys::vfio_device) -> i32 {
 ///
 /// As [`vpr_open_device`].
 #[no_mangle]
-pub unsafe extern "C" fn vpr_close_device(vdev: *mut sys::vfio_device) {
+pub(crate) unsafe extern "C" fn vpr_close_device(vdev: *mut sys::vfio_device) {
     // SAFETY: the VFIO core calls ops only on live devices.
     unsafe { with(vdev, |d| d.data().close_device(d)) }
 }
@@ -192,7 +202,7 @@ pub unsafe extern "C" fn vpr_close_device(vdev: *mut sys::vfio_device) {
 ///
 /// As [`vpr_open_device`], with `ppos` valid.
 #[no_mangle]
-pub unsafe extern "C" fn vpr_read(
+pub(crate) unsafe extern "C" fn vpr_read(
     vdev: *mut sys::vfio_device,
     buf: *mut c_char,
     count: usize,
@@ -210,7 +220,7 @@ pub unsafe extern "C" fn vpr_read(
 ///
 /// As [`vpr_read`].
 #[no_mangle]
-pub unsafe extern "C" fn vpr_write(
+pub(crate) unsafe extern "C" fn vpr_write(
     vdev: *mut sys::vfio_device,
     buf: *const c_char,
     count: usize,
@@ -228,7 +238,7 @@ pub unsafe extern "C" fn vpr_write(
 ///
 /// As [`vpr_open_device`].
 #[no_mangle]
-pub unsafe extern "C" fn vpr_ioctl(vdev: *mut sys::vfio_device, cmd: c_uint, arg: c_ulong) -> isize {
+pub(crate) unsafe extern "C" fn vpr_ioctl(vdev: *mut sys::vfio_device, cmd: c_uint, arg: c_ulong) -> isize {
     // SAFETY: the VFIO core calls ops only on live devices.
     errno_long(unsafe { with(vdev, |d| d.data().ioctl(d, cmd, arg as usize)) })
 }
@@ -258,7 +268,7 @@ impl CapChain {
 ///
 /// As [`vpr_open_device`], with `info` and `caps` valid.
 #[no_mangle]
-pub unsafe extern "C" fn vpr_get_region_info_caps(
+pub(crate) unsafe extern "C" fn vpr_get_region_info_caps(
     vdev: *mut sys::vfio_device,
     info: *mut sys::vfio_region_info,
     caps: *mut sys::vfio_info_cap,
@@ -284,7 +294,7 @@ pub unsafe extern "C" fn vpr_get_region_info_caps(
 ///
 /// As [`vpr_open_device`], with `vma` a VMA under construction.
 #[no_mangle]
-pub unsafe extern "C" fn vpr_mmap(vdev: *mut sys::vfio_device, vma: *mut bindings::vm_area_struct) -> i32 {
+pub(crate) unsafe extern "C" fn vpr_mmap(vdev: *mut sys::vfio_device, vma: *mut bindings::vm_area_struct) -> i32 {
     // SAFETY: `vma` is being set up by mmap (caller contract).
     let vma = unsafe { mm::new_bar_vma(vma) };
     // SAFETY: the VFIO core calls ops only on live devices.
@@ -297,19 +307,45 @@ pub unsafe extern "C" fn vpr_mmap(vdev: *mut sys::vfio_device, vma: *mut binding
 ///
 /// As [`vpr_open_device`].
 #[no_mangle]
-pub unsafe extern "C" fn vpr_request(vdev: *mut sys::vfio_device, count: c_uint) {
+pub(crate) unsafe extern "C" fn vpr_request(vdev: *mut sys::vfio_device, count: c_uint) {
     // SAFETY: the VFIO core calls ops only on live devices.
     unsafe { with(vdev, |d| d.data().request(count)) }
 }
 
-/// Registers the PCI driver.
+/// Fills the debugfs `faults` file of a device (called from the C show function).
+///
+/// # Safety
+///
+/// `vdev` is a live device of this driver (its debugfs files are removed before release) and
+/// `vals` points to `VPR_NUM_COUNTERS` writable `u64`s.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vpr_read_counters(vdev: *mut sys::vfio_device, vals: *mut u64) {
+    // SAFETY: guaranteed by the caller.
+    let out = unsafe { core::slice::from_raw_parts_mut(vals, sys::VPR_NUM_COUNTERS as usize) };
+    // SAFETY: guaranteed by the caller.
+    let counters = unsafe { Device::from_vfio(vdev) }.data().counters();
+    for (slot, (_, val)) in out.iter_mut().zip(counters) {
+        *slot = val;
+    }
+}
+
+/// Registers the PCI driver and creates the debugfs root.
 pub(crate) fn register_driver() -> Result {
     // SAFETY: called once at module init.
-    to_result(unsafe { sys::vpr_register_driver() })
+    unsafe { sys::vpr_debugfs_init() };
+    // SAFETY: called once at module init.
+    let ret = to_result(unsafe { sys::vpr_register_driver() });
+    if ret.is_err() {
+        // SAFETY: undoes the init above.
+        unsafe { sys::vpr_debugfs_exit() };
+    }
+    ret
 }
 
 /// Unregisters the PCI driver (unbinding every device, which waits for their users).
 pub(crate) fn unregister_driver() {
     // SAFETY: called once at module exit, after a successful `register_driver`.
-    unsafe { sys::vpr_unregister_driver() }
+    unsafe { sys::vpr_unregister_driver() };
+    // SAFETY: every device is gone, so no per-device directory is left.
+    unsafe { sys::vpr_debugfs_exit() };
 }

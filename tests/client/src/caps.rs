@@ -36,7 +36,7 @@ pub fn parse_chain(buf: &[u8], first: u32, min_offset: usize) -> Result<Vec<Vfio
                 "capability at {off:#x} overlaps the {min_offset}-byte info struct"
             ));
         }
-        if off % 8 != 0 {
+        if !off.is_multiple_of(8) {
             return Err(format!("capability at {off:#x} is not 8-byte aligned"));
         }
         if off + CAP_HEADER_SIZE > buf.len() {
@@ -100,19 +100,13 @@ pub fn describe_region_cap(buf: &[u8], cap: &VfioCap) -> String {
     }
 }
 
-/// PCI standard capability ids used here.
-pub const PCI_CAP_ID_MSI: u8 = 0x05;
 /// MSI-X capability id.
 pub const PCI_CAP_ID_MSIX: u8 = 0x11;
-/// PCI Express capability id.
-pub const PCI_CAP_ID_EXP: u8 = 0x10;
 
 /// `PCI_COMMAND` register offset.
 pub const PCI_COMMAND: u64 = 0x04;
 /// Memory space enable bit in `PCI_COMMAND`.
 pub const PCI_COMMAND_MEMORY: u16 = 0x2;
-/// I/O space enable bit in `PCI_COMMAND`.
-pub const PCI_COMMAND_IO: u16 = 0x1;
 
 fn le16(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([b[off], b[off + 1]])
@@ -187,6 +181,8 @@ pub fn msix_info(cfg: &[u8]) -> Option<MsixInfo> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    const PCI_CAP_ID_MSI: u8 = 0x05;
 
     fn put_cap(buf: &mut [u8], off: usize, id: u16, ver: u16, next: u32) {
         buf[off..off + 2].copy_from_slice(&id.to_ne_bytes());
@@ -274,7 +270,10 @@ mod tests {
     #[test]
     fn walks_pci_caps_and_finds_msix() {
         let c = cfg_with_caps();
-        assert_eq!(pci_caps(&c), vec![(PCI_CAP_ID_MSI, 0x40), (PCI_CAP_ID_MSIX, 0x50)]);
+        assert_eq!(
+            pci_caps(&c),
+            vec![(PCI_CAP_ID_MSI, 0x40), (PCI_CAP_ID_MSIX, 0x50)]
+        );
         let m = msix_info(&c).unwrap();
         assert_eq!(m.cap, 0x50);
         assert_eq!(m.table_size, 64);

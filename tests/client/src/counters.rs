@@ -59,6 +59,9 @@ mod tests {
             render(&c),
             "fallback 0, pmd 3, pte 12, pud 1, sigbus 5, zap 2"
         );
-        assert_eq!(path("0000:00:04.0"), "/sys/kernel/debug/vfio_pci_rs/0000:00:04.0/faults");
+        assert_eq!(
+            path("0000:00:04.0"),
+            "/sys/kernel/debug/vfio_pci_rs/0000:00:04.0/faults"
+        );
     }
 }

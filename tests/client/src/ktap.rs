@@ -60,11 +60,13 @@ impl Ktap {
     }
 
     /// A reporter that prints nothing until rendered (for unit tests).
+    #[cfg(test)]
     pub fn quiet() -> Self {
         Ktap::default()
     }
 
     /// Number of results so far.
+    #[cfg(test)]
     pub fn count(&self) -> usize {
         self.count
     }
@@ -96,7 +98,12 @@ impl Ktap {
             while !self.names.insert(format!("{name}.dup{n}")) {
                 n += 1;
             }
+            let msg = format!("unique test name, got a repeat of {name} (client bug)");
             name = format!("{name}.dup{n}");
+            if self.echo {
+                eprintln!("vfio-test: # {name}: {msg}");
+            }
+            self.lines.push(Line::Diag(format!("{name}: {msg}")));
             outcome = Outcome::Fail("duplicate test name (client bug)".into());
         }
         self.count += 1;
@@ -125,7 +132,10 @@ impl Ktap {
             "{}: expected {expected}, got {got}",
             sanitize(name)
         ));
-        self.result(name, Outcome::Fail(format!("expected {expected}, got {got}")));
+        self.result(
+            name,
+            Outcome::Fail(format!("expected {expected}, got {got}")),
+        );
     }
 
     /// Pass if `cond`, else fail with the expected/got description.
@@ -177,12 +187,28 @@ impl Ktap {
         let passed = self
             .lines
             .iter()
-            .filter(|l| matches!(l, Line::Result { outcome: Outcome::Pass, .. }))
+            .filter(|l| {
+                matches!(
+                    l,
+                    Line::Result {
+                        outcome: Outcome::Pass,
+                        ..
+                    }
+                )
+            })
             .count();
         let skipped = self
             .lines
             .iter()
-            .filter(|l| matches!(l, Line::Result { outcome: Outcome::Skip(_), .. }))
+            .filter(|l| {
+                matches!(
+                    l,
+                    Line::Result {
+                        outcome: Outcome::Skip(_),
+                        ..
+                    }
+                )
+            })
             .count();
         out.push_str(&format!(
             "# totals: pass:{passed} fail:{} skip:{skipped}\n",
@@ -227,7 +253,10 @@ mod tests {
             lines[4],
             "not ok 2 info.group.0000:01:00.0.regions # expected >= 9, got 3"
         );
-        assert_eq!(lines[5], "ok 3 mmap.group.0000:01:00.0.zap # SKIP no mmap BAR");
+        assert_eq!(
+            lines[5],
+            "ok 3 mmap.group.0000:01:00.0.zap # SKIP no mmap BAR"
+        );
         assert_eq!(lines[6], "# totals: pass:1 fail:1 skip:1");
         assert_eq!(k.failed(), 1);
         assert_eq!(k.count(), 3);

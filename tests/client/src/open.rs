@@ -64,15 +64,49 @@ fn err(step: impl Into<String>, detail: impl fmt::Display) -> OpenError {
     }
 }
 
+/// Answers the calls the tests make on a device fd. The real implementation
+/// issues the system calls; host unit tests substitute a model of upstream
+/// vfio-pci so the test flows can be exercised without a device. mmap is not
+/// part of it: mappings always use the real fd.
+pub trait DeviceIo {
+    /// ioctl with a buffer argument (the buffer holds at least argsz bytes).
+    fn ioctl_buf(&self, req: u64, buf: &mut AlignedBuf) -> Result<i32, Errno>;
+    /// ioctl with an integer argument.
+    fn ioctl_val(&self, req: u64, val: u64) -> Result<i32, Errno>;
+    /// pread at a device fd offset.
+    fn pread(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno>;
+    /// pwrite at a device fd offset.
+    fn pwrite(&self, buf: &[u8], off: u64) -> Result<usize, Errno>;
+}
+
+/// [`DeviceIo`] on a real device fd.
+struct FdIo(RawFd);
+
+impl DeviceIo for FdIo {
+    fn ioctl_buf(&self, req: u64, buf: &mut AlignedBuf) -> Result<i32, Errno> {
+        // SAFETY: AlignedBuf is sized by the callers to cover argsz and the
+        // fixed struct the kernel copies in.
+        unsafe { sys::ioctl_ptr(self.0, req, buf.as_mut_ptr()) }
+    }
+    fn ioctl_val(&self, req: u64, val: u64) -> Result<i32, Errno> {
+        sys::ioctl_val(self.0, req, val)
+    }
+    fn pread(&self, buf: &mut [u8], off: u64) -> Result<usize, Errno> {
+        sys::pread(self.0, buf, off)
+    }
+    fn pwrite(&self, buf: &[u8], off: u64) -> Result<usize, Errno> {
+        sys::pwrite(self.0, buf, off)
+    }
+}
+
 /// An open VFIO device and every fd needed to keep it open. Fds are closed
 /// in Drop, device first, because the device fd holds references on the
 /// group/iommufd context and closing in reverse order of opening is the order
 /// the kernel tears things down in anyway.
 pub struct Device {
-    /// The device fd.
+    /// The device fd (for mmap and for the race threads).
     pub fd: RawFd,
-    /// How it was opened.
-    pub mode: Mode,
+    io: Box<dyn DeviceIo + Send + Sync>,
     /// PCI address.
     pub bdf: String,
     /// No-IOMMU group/cdev in use (diagnostic only).
@@ -121,7 +155,7 @@ impl Device {
     pub fn open(bdf: &str, mode: Mode) -> Result<Device, OpenError> {
         let mut d = Device {
             fd: -1,
-            mode,
+            io: Box::new(FdIo(-1)),
             bdf: bdf.to_string(),
             noiommu: false,
             group: -1,
@@ -133,7 +167,22 @@ impl Device {
             Mode::Group => d.open_group()?,
             Mode::Cdev => d.open_cdev()?,
         }
+        d.io = Box::new(FdIo(d.fd));
         Ok(d)
+    }
+
+    /// A device answered by `io` instead of a kernel driver (unit tests).
+    #[cfg(test)]
+    pub fn with_io(bdf: &str, io: Box<dyn DeviceIo + Send + Sync>) -> Device {
+        Device {
+            fd: -1,
+            io,
+            bdf: bdf.to_string(),
+            noiommu: false,
+            group: -1,
+            container: -1,
+            iommufd: -1,
+        }
     }
 
     fn open_group(&mut self) -> Result<(), OpenError> {
@@ -215,8 +264,8 @@ impl Device {
             .map_err(|e| err(format!("read {dir}"), e))?
             .filter_map(|e| e.ok())
             .map(|e| e.file_name().to_string_lossy().into_owned());
-        let name = cdev_name(entries)
-            .ok_or_else(|| err(format!("read {dir}"), "no vfioN entry"))?;
+        let name =
+            cdev_name(entries).ok_or_else(|| err(format!("read {dir}"), "no vfioN entry"))?;
         self.noiommu = name.starts_with("noiommu-");
         let path = format!("/dev/vfio/devices/{name}");
         self.fd = sys::open_rdwr(&path).map_err(|e| err(format!("open {path}"), e))?;
@@ -276,8 +325,7 @@ impl Device {
         // kernel read past it.
         let mut b = AlignedBuf::filled(argsz.max(DEVICE_INFO_SIZE), fill);
         b.put_u32(0, argsz as u32);
-        // SAFETY: the buffer holds max(argsz, 24) bytes.
-        let r = unsafe { sys::ioctl_ptr(self.fd, VFIO_DEVICE_GET_INFO, b.as_mut_ptr()) };
+        let r = self.io.ioctl_buf(VFIO_DEVICE_GET_INFO, &mut b);
         (r, b)
     }
 
@@ -294,18 +342,21 @@ impl Device {
         let mut b = AlignedBuf::filled(argsz.max(REGION_INFO_SIZE), fill);
         b.put_u32(0, argsz as u32);
         b.put_u32(8, index);
-        // SAFETY: the buffer holds max(argsz, 32) bytes.
-        let r = unsafe { sys::ioctl_ptr(self.fd, VFIO_DEVICE_GET_REGION_INFO, b.as_mut_ptr()) };
+        let r = self.io.ioctl_buf(VFIO_DEVICE_GET_REGION_INFO, &mut b);
         (r, b)
     }
 
     /// `VFIO_DEVICE_GET_IRQ_INFO` for `index` with `argsz`.
-    pub fn irq_info_raw(&self, index: u32, argsz: usize, fill: u8) -> (Result<i32, Errno>, AlignedBuf) {
+    pub fn irq_info_raw(
+        &self,
+        index: u32,
+        argsz: usize,
+        fill: u8,
+    ) -> (Result<i32, Errno>, AlignedBuf) {
         let mut b = AlignedBuf::filled(argsz.max(IRQ_INFO_SIZE), fill);
         b.put_u32(0, argsz as u32);
         b.put_u32(8, index);
-        // SAFETY: the buffer holds max(argsz, 16) bytes.
-        let r = unsafe { sys::ioctl_ptr(self.fd, VFIO_DEVICE_GET_IRQ_INFO, b.as_mut_ptr()) };
+        let r = self.io.ioctl_buf(VFIO_DEVICE_GET_IRQ_INFO, &mut b);
         (r, b)
     }
 
@@ -324,17 +375,22 @@ impl Device {
 
     /// `VFIO_DEVICE_RESET`.
     pub fn reset(&self) -> Result<i32, Errno> {
-        sys::ioctl_val(self.fd, VFIO_DEVICE_RESET, 0)
+        self.io.ioctl_val(VFIO_DEVICE_RESET, 0)
+    }
+
+    /// An ioctl with an integer argument on the device.
+    pub fn ioctl_val(&self, req: u64, val: u64) -> Result<i32, Errno> {
+        self.io.ioctl_val(req, val)
     }
 
     /// pread at `offset` within region `index`.
     pub fn read_region(&self, index: u32, offset: u64, buf: &mut [u8]) -> Result<usize, Errno> {
-        sys::pread(self.fd, buf, region_offset(index) + offset)
+        self.io.pread(buf, region_offset(index) + offset)
     }
 
     /// pwrite at `offset` within region `index`.
     pub fn write_region(&self, index: u32, offset: u64, buf: &[u8]) -> Result<usize, Errno> {
-        sys::pwrite(self.fd, buf, region_offset(index) + offset)
+        self.io.pwrite(buf, region_offset(index) + offset)
     }
 
     /// Read a little-endian u16 from config space.

@@ -245,7 +245,16 @@ pub unsafe fn write64(addr: usize, v: u64) -> Access<()> {
     wrap(r, ())
 }
 
-/// Describe an access canonically for transcripts.
+/// Describe a write (or any value-less access) canonically: "ok" or the
+/// signal name.
+pub fn show_done(a: &Access<()>) -> String {
+    match a {
+        Ok(()) => "ok".into(),
+        Err(sig) => crate::sys::signal_name(*sig),
+    }
+}
+
+/// Describe a read canonically for transcripts.
 pub fn show<T: std::fmt::LowerHex>(a: &Access<T>) -> String {
     match a {
         Ok(v) => format!("{v:#x}"),
@@ -336,6 +345,8 @@ mod tests {
 
     #[test]
     fn show_access() {
+        assert_eq!(show_done(&Ok(())), "ok");
+        assert_eq!(show_done(&Err(libc::SIGBUS)), "SIGBUS");
         assert_eq!(show(&Ok::<u32, i32>(0x10)), "0x10");
         assert_eq!(show(&Err::<u32, i32>(libc::SIGBUS)), "SIGBUS");
     }

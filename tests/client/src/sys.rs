@@ -140,7 +140,7 @@ pub fn page_size() -> u64 {
 /// `mmap(NULL, len, prot, flags, fd, off)` returning the address or errno.
 /// Used for the error cases, where a success is itself a finding; a successful
 /// mapping is unmapped again before returning so nothing leaks.
-pub fn mmap_probe(len: u64, prot: i32, flags: i32, fd: RawFd, off: u64) -> SysResult<()> {
+pub fn mmap_probe(len: u64, prot: i32, flags: i32, fd: RawFd, off: u64) -> SysResult<i32> {
     // SAFETY: a NULL hint lets the kernel choose the address, so no existing
     // mapping is replaced.
     let p = unsafe {
@@ -158,7 +158,7 @@ pub fn mmap_probe(len: u64, prot: i32, flags: i32, fd: RawFd, off: u64) -> SysRe
     }
     // SAFETY: p/len is the mapping just created.
     unsafe { libc::munmap(p, len as usize) };
-    Ok(())
+    Ok(0)
 }
 
 /// A shared mapping of part of the device fd, unmapped on drop.
@@ -231,21 +231,16 @@ impl Mapping {
     }
 
     /// Length in bytes.
-    pub fn len(&self) -> usize {
+    pub fn size(&self) -> usize {
         self.len
-    }
-
-    /// True if the mapping is empty (never, but clippy wants the pair).
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
     }
 
     /// Try to grow the mapping in place and then with MREMAP_MAYMOVE; both
     /// must fail on a VM_DONTEXPAND mapping. Returns the two answers. If the
     /// kernel unexpectedly grows or moves the mapping, the mapping is updated
-    /// so Drop still unmaps the right range.
-    pub fn try_grow(&mut self, extra: usize) -> (SysResult<()>, SysResult<()>) {
-        let mut answers = [Ok(()), Ok(())];
+    /// so Drop still unmaps the right range. A success is reported as 0.
+    pub fn try_grow(&mut self, extra: usize) -> (SysResult<i32>, SysResult<i32>) {
+        let mut answers = [Ok(0), Ok(0)];
         for (i, flags) in [0, libc::MREMAP_MAYMOVE].into_iter().enumerate() {
             // SAFETY: addr/len is our mapping; on success the kernel tells us
             // the new location, which we adopt.
@@ -358,7 +353,7 @@ mod tests {
         assert_eq!(unsafe { libc::ftruncate(fd, 1 << 21) }, 0);
         let m = Mapping::new_aligned(fd, 0, 1 << 21, 1 << 21).expect("map");
         assert_eq!(m.addr() % (1 << 21), 0);
-        assert_eq!(m.len(), 1 << 21);
+        assert_eq!(m.size(), 1 << 21);
         drop(m);
         close(fd);
     }

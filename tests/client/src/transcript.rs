@@ -88,11 +88,6 @@ impl Transcript {
         }
     }
 
-    /// The lines recorded so far.
-    pub fn lines(&self) -> &[String] {
-        &self.lines
-    }
-
     /// The canonical text.
     pub fn text(&self) -> String {
         let mut s = self.lines.join("\n");
@@ -191,7 +186,11 @@ mod tests {
         t.ioctl("get_info argsz=8", &Err(Errno(libc::EINVAL)), &[1, 2]);
         t.ioctl("get_info argsz=24", &Ok(0), &[0x18, 0, 0, 0]);
         t.rw("pread bar0+0x0 len=4", &Ok(4), Some(&[0xed, 0, 0, 1]));
-        t.rw("pread bar0+0x0 len=8", &Ok(4), Some(&[1, 2, 3, 4, 5, 6, 7, 8]));
+        t.rw(
+            "pread bar0+0x0 len=8",
+            &Ok(4),
+            Some(&[1, 2, 3, 4, 5, 6, 7, 8]),
+        );
         t.rw("pread bar2+0x0 len=4", &Ok(4), None);
         t.rw("pread bar9", &Err(Errno(libc::EINVAL)), None);
         let text = t.text();
@@ -217,7 +216,10 @@ pread bar9 -> EINVAL\n";
     #[test]
     fn diff_changed_line() {
         let d = diff("a\nb\nc\n", "a\nX\nc\n", 5).unwrap();
-        assert_eq!(d[0], "first difference at line 2: 1 line(s) in A vs 1 line(s) in B differ");
+        assert_eq!(
+            d[0],
+            "first difference at line 2: 1 line(s) in A vs 1 line(s) in B differ"
+        );
         assert_eq!(d[1], "-A:2 b");
         assert_eq!(d[2], "+B:2 X");
         assert_eq!(d.len(), 3);
@@ -226,7 +228,10 @@ pread bar9 -> EINVAL\n";
     #[test]
     fn diff_inserted_line() {
         let d = diff("a\nc\n", "a\nb\nc\n", 5).unwrap();
-        assert_eq!(d[0], "first difference at line 2: 0 line(s) in A vs 1 line(s) in B differ");
+        assert_eq!(
+            d[0],
+            "first difference at line 2: 0 line(s) in A vs 1 line(s) in B differ"
+        );
         assert_eq!(d[1], "+B:2 b");
         assert_eq!(d.len(), 2);
     }

@@ -1,0 +1,161 @@
+//! Command line parsing.
+
+use crate::device::valid_bdf;
+use crate::open::Mode;
+use crate::tests::Sub;
+use std::path::PathBuf;
+
+/// Usage text.
+pub const USAGE: &str = "\
+usage: vfio-test <subcommand> [--mode group|cdev] [--dump DIR] <BDF>
+       vfio-test compare DIR_A DIR_B
+
+subcommands:
+  info       device, region and IRQ info ioctls
+  bar-rw     pread/pwrite on BARs, MSI-X table hole, device data checks
+  mmap       BAR mmap, mmap error cases, zap on memory disable and reset
+  mmap-race  readers vs. COMMAND.MEM toggling and reset (bounded: 10k toggles, 60 s)
+  all        info, bar-rw and mmap in sequence
+  compare    diff the transcripts in two --dump directories
+
+Output is KTAP on stdout (progress on stderr). Exit status 0 iff no test failed.
+--dump DIR writes DIR/<subcommand>.<mode>.<BDF>.txt for differential comparison.
+";
+
+/// A parsed command line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Command {
+    /// Run device subcommands.
+    Run {
+        /// Subcommands, in order.
+        subs: Vec<Sub>,
+        /// Open mode.
+        mode: Mode,
+        /// Transcript directory.
+        dump: Option<PathBuf>,
+        /// PCI address.
+        bdf: String,
+    },
+    /// Compare two transcript directories.
+    Compare {
+        /// First directory.
+        a: PathBuf,
+        /// Second directory.
+        b: PathBuf,
+    },
+    /// Print usage.
+    Help,
+}
+
+/// Parse arguments (without the program name).
+pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String> {
+    let mut it = args.into_iter();
+    let sub = it.next().ok_or("missing subcommand")?;
+    let subs = match sub.as_str() {
+        "-h" | "--help" | "help" => return Ok(Command::Help),
+        "compare" => {
+            let rest: Vec<String> = it.collect();
+            return match rest.as_slice() {
+                [a, b] => Ok(Command::Compare {
+                    a: a.into(),
+                    b: b.into(),
+                }),
+                _ => Err("compare takes exactly two directories".into()),
+            };
+        }
+        "info" => vec![Sub::Info],
+        "bar-rw" => vec![Sub::BarRw],
+        "mmap" => vec![Sub::Mmap],
+        "mmap-race" => vec![Sub::MmapRace],
+        "all" => vec![Sub::Info, Sub::BarRw, Sub::Mmap],
+        other => return Err(format!("unknown subcommand '{other}'")),
+    };
+    let mut mode = Mode::Group;
+    let mut dump = None;
+    let mut bdf = None;
+    while let Some(a) = it.next() {
+        match a.as_str() {
+            "--mode" => {
+                let v = it.next().ok_or("--mode needs a value")?;
+                mode = Mode::parse(&v).ok_or_else(|| format!("bad mode '{v}' (group|cdev)"))?;
+            }
+            "--dump" => dump = Some(PathBuf::from(it.next().ok_or("--dump needs a directory")?)),
+            s if s.starts_with("--") => return Err(format!("unknown option '{s}'")),
+            s => {
+                if bdf.is_some() {
+                    return Err(format!("unexpected argument '{s}'"));
+                }
+                if !valid_bdf(s) {
+                    return Err(format!("'{s}' is not a PCI address like 0000:00:03.0"));
+                }
+                bdf = Some(s.to_string());
+            }
+        }
+    }
+    Ok(Command::Run {
+        subs,
+        mode,
+        dump,
+        bdf: bdf.ok_or("missing BDF")?,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Result<Command, String> {
+        parse(s.split_whitespace().map(String::from))
+    }
+
+    #[test]
+    fn parses_runs() {
+        assert_eq!(
+            p("info 0000:00:03.0"),
+            Ok(Command::Run {
+                subs: vec![Sub::Info],
+                mode: Mode::Group,
+                dump: None,
+                bdf: "0000:00:03.0".into()
+            })
+        );
+        assert_eq!(
+            p("all --mode cdev --dump /tmp/x 0000:00:04.0"),
+            Ok(Command::Run {
+                subs: vec![Sub::Info, Sub::BarRw, Sub::Mmap],
+                mode: Mode::Cdev,
+                dump: Some("/tmp/x".into()),
+                bdf: "0000:00:04.0".into()
+            })
+        );
+        assert!(matches!(
+            p("mmap-race 0000:00:04.0 --mode group"),
+            Ok(Command::Run { .. })
+        ));
+    }
+
+    #[test]
+    fn parses_compare_and_help() {
+        assert_eq!(
+            p("compare a b"),
+            Ok(Command::Compare {
+                a: "a".into(),
+                b: "b".into()
+            })
+        );
+        assert_eq!(p("--help"), Ok(Command::Help));
+    }
+
+    #[test]
+    fn rejects_bad_input() {
+        assert!(p("").is_err());
+        assert!(p("frob 0000:00:03.0").is_err());
+        assert!(p("info").is_err());
+        assert!(p("info --mode vfio 0000:00:03.0").is_err());
+        assert!(p("info --mode").is_err());
+        assert!(p("info 00:03.0").is_err());
+        assert!(p("info 0000:00:03.0 0000:00:04.0").is_err());
+        assert!(p("info --verbose 0000:00:03.0").is_err());
+        assert!(p("compare a").is_err());
+    }
+}

@@ -1,0 +1,556 @@
+//! `mmap`: mapping BARs, accessing them through the mapping, the mmap error
+//! cases, and the zap behaviour when memory decode is turned off or the
+//! device is reset while mapped.
+//!
+//! SIGBUS handling: accesses that may fault go through [`crate::probe`],
+//! which survives the signal in-process. The "child forked before the
+//! write" check instead lets the child take the default action and checks
+//! that it died of SIGBUS, which is what an unsuspecting user of the mapping
+//! sees.
+
+use super::{region_name, Ctx};
+use crate::caps::{PCI_COMMAND, PCI_COMMAND_MEMORY};
+use crate::counters;
+use crate::device::Kind;
+use crate::pattern::{self, align_up, map_alignment, Rng};
+use crate::probe;
+use crate::sys::{self, show, Mapping};
+use crate::uapi::*;
+
+/// Run the `mmap` subcommand.
+pub fn run(c: &mut Ctx) {
+    probe::install();
+    let Some(info) = c.device_info() else { return };
+    let page = sys::page_size();
+    let mut maps: Vec<(u32, RegionInfo, Mapping)> = Vec::new();
+    for i in VFIO_PCI_BAR0_REGION_INDEX..=VFIO_PCI_BAR5_REGION_INDEX {
+        let Some(r) = c.region(i) else { continue };
+        if !r.info.has(VFIO_REGION_INFO_FLAG_MMAP) {
+            continue;
+        }
+        let len = align_up(r.info.size, page);
+        let res = Mapping::new_aligned(c.dev.fd, region_offset(i), len, map_alignment(len));
+        let ans = match &res {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.name(),
+        };
+        c.t.line(format!(
+            "mmap {} MAP_SHARED len={len:#x} -> {ans}",
+            region_name(i)
+        ));
+        c.check(&format!("map.bar{i}"), res.is_ok(), "mapping created", &ans);
+        if let Ok(m) = res {
+            maps.push((i, r.info, m));
+        }
+    }
+
+    error_cases(c, &info, &maps, page);
+
+    if maps.is_empty() {
+        c.skip("access", "no mmap-able BAR");
+        c.skip("mremap", "no mmap-able BAR");
+        c.skip("zap", "no mmap-able BAR");
+        return;
+    }
+
+    for (i, _, m) in &maps {
+        if c.kind == Kind::Ivshmem && *i == 2 {
+            ivshmem_touch(c, m);
+        } else {
+            compare_access(c, *i, m);
+        }
+    }
+
+    let (i0, _, m0) = &mut maps[0];
+    let (g0, g1) = m0.try_grow(page as usize);
+    c.t.line(format!(
+        "mremap {} grow in place -> {}, grow maymove -> {}",
+        region_name(*i0),
+        show(&g0),
+        show(&g1)
+    ));
+    let name = format!("mremap.bar{i0}.grow_refused");
+    c.check(
+        &name,
+        g0.is_err() && g1.is_err(),
+        "both grow attempts fail (VM_DONTEXPAND)",
+        format!("{} / {}", show(&g0), show(&g1)),
+    );
+
+    let target = maps
+        .iter()
+        .position(|(i, _, _)| c.kind == Kind::Ivshmem && *i == 2)
+        .unwrap_or(0);
+    let (i, _, m) = &maps[target];
+    zap(c, &info, *i, m);
+}
+
+fn error_cases(c: &mut Ctx, info: &DeviceInfo, maps: &[(u32, RegionInfo, Mapping)], page: u64) {
+    let fd = c.dev.fd;
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    for (i, r, _) in maps {
+        let len = align_up(r.size, page);
+        let base = region_offset(*i);
+        let name = region_name(*i);
+        let cases = [
+            ("private", page, libc::MAP_PRIVATE, base),
+            ("beyond", page, libc::MAP_SHARED, base + len),
+            ("past_end", len + page, libc::MAP_SHARED, base),
+        ];
+        for (what, l, flags, off) in cases {
+            let res = sys::mmap_probe(l, rw, flags, fd, off);
+            c.t.line(format!(
+                "mmap {name} {what} off={:#x} len={l:#x} -> {}",
+                off - base,
+                show(&res)
+            ));
+            c.expect_errno(&format!("mmap_err.bar{i}.{what}"), &res, libc::EINVAL);
+        }
+    }
+    for idx in [
+        VFIO_PCI_ROM_REGION_INDEX,
+        VFIO_PCI_CONFIG_REGION_INDEX,
+        VFIO_PCI_VGA_REGION_INDEX,
+        info.num_regions,
+    ] {
+        let res = sys::mmap_probe(page, rw, libc::MAP_SHARED, fd, region_offset(idx));
+        c.t.line(format!(
+            "mmap {} len={page:#x} -> {}",
+            region_name(idx),
+            show(&res)
+        ));
+        c.expect_errno(
+            &format!("mmap_err.{}", region_name(idx)),
+            &res,
+            libc::EINVAL,
+        );
+    }
+}
+
+/// Read 4 bytes at offset 0 through the mapping and through pread; where the
+/// register is stable the two must agree.
+fn compare_access(c: &mut Ctx, i: u32, m: &Mapping) {
+    let stable = c.kind.stable_data(i, 0, 4);
+    // SAFETY: m is a live device mapping of at least one page.
+    let a = unsafe { probe::read32(m.addr()) };
+    let mut b = [0u8; 4];
+    let p = c.dev.read_region(i, 0, &mut b);
+    let pv = u32::from_le_bytes(b);
+    let shown = match (&a, stable) {
+        (Ok(_), false) => "ok".to_string(),
+        _ => probe::show(&a),
+    };
+    c.t.line(format!("map {} read32@0 -> {shown}", region_name(i)));
+    c.check(
+        &format!("access.bar{i}.read"),
+        a.is_ok(),
+        "read through the mapping",
+        probe::show(&a),
+    );
+    if stable {
+        c.check(
+            &format!("access.bar{i}.matches_pread"),
+            p == Ok(4) && a == Ok(pv),
+            format!("pread value {pv:#x}"),
+            probe::show(&a),
+        );
+    }
+}
+
+fn print_counters(c: &mut Ctx, when: &str) -> Option<std::collections::BTreeMap<String, u64>> {
+    let cnt = counters::read(&c.dev.bdf);
+    if let Some(v) = &cnt {
+        c.diag(format!("fault counters {when}: {}", counters::render(v)));
+    }
+    cnt
+}
+
+fn ivshmem_touch(c: &mut Ctx, m: &Mapping) {
+    let page = 4096u64;
+    let len = m.size() as u64;
+    let before = print_counters(c, "before touching BAR2");
+    let mut faults = 0u64;
+    for off in (0..len).step_by(page as usize) {
+        // SAFETY: off < len, inside our mapping of the shared memory BAR.
+        if unsafe { probe::write64(m.addr() + off as usize, pattern::word(off, 1)) }.is_err() {
+            faults += 1;
+        }
+    }
+    let pages = len / page;
+    c.t.line(format!(
+        "touch {pages} pages of bar2 via mapping: faults={faults}"
+    ));
+    c.check_eq("ivshmem.touch_all_pages", 0, faults);
+    let after = print_counters(c, "after touching BAR2");
+    match (before, after) {
+        (Some(b), Some(a)) => {
+            let huge = |x: &std::collections::BTreeMap<String, u64>| {
+                counters::get(x, "pud") + counters::get(x, "pmd")
+            };
+            c.check(
+                "ivshmem.counters.huge_faults",
+                huge(&a) > huge(&b),
+                format!("pud+pmd above {}", huge(&b)),
+                huge(&a),
+            );
+            let dpte = counters::get(&a, "pte").saturating_sub(counters::get(&b, "pte"));
+            c.check(
+                "ivshmem.counters.pte_faults",
+                dpte < pages,
+                format!("fewer than {pages} pte faults"),
+                dpte,
+            );
+        }
+        _ => c.skip(
+            "ivshmem.counters",
+            "no vfio_pci_rs fault counters (upstream driver)",
+        ),
+    }
+
+    // Verify via pread: start, middle, end and 64 seeded random pages.
+    let mut rng = Rng::new(0x7666_696f_6d6d_6170);
+    let mut offs = vec![0, (len / 2) & !(page - 1), len - page];
+    offs.extend((0..64).map(|_| rng.below(pages) * page));
+    let mut bad = 0;
+    for off in &offs {
+        let mut b = [0u8; 8];
+        let res = c.dev.read_region(2, *off, &mut b);
+        let want = pattern::word(*off, 1).to_le_bytes();
+        c.t.rw(format!("pread bar2+{off:#x} len=8"), &res, Some(&b));
+        if res != Ok(8) || b != want {
+            bad += 1;
+            if bad <= 3 {
+                c.diag(format!(
+                    "bar2+{off:#x}: pread {} {:#x}, pattern {:#x}",
+                    show(&res),
+                    u64::from_le_bytes(b),
+                    u64::from_le_bytes(want)
+                ));
+            }
+        }
+    }
+    c.check_eq("ivshmem.pread_sees_map_writes", 0, bad);
+
+    // And the other way: pwrite, then read through the mapping.
+    let mut bad = 0;
+    for _ in 0..16 {
+        let off = rng.below(len / 8) * 8;
+        let v = pattern::word(off, 2);
+        let w = c.dev.write_region(2, off, &v.to_le_bytes());
+        // SAFETY: off < len, inside our mapping.
+        let a = unsafe { probe::read64(m.addr() + off as usize) };
+        c.t.line(format!(
+            "pwrite bar2+{off:#x} len=8 -> {}; map read64 -> {}",
+            show(&w),
+            probe::show(&a)
+        ));
+        if w != Ok(8) || a != Ok(v) {
+            bad += 1;
+        }
+    }
+    c.check_eq("ivshmem.map_sees_pwrites", 0, bad);
+
+    // Every access width through the mapping, cross-checked with pread.
+    let base = 3 * page as usize;
+    let v = pattern::word(base as u64, 5);
+    let x = (v >> 32) as u32 ^ 0x0102_0304;
+    // SAFETY: base + 12 < len, inside our mapping.
+    let (w8, w4) = unsafe {
+        (
+            probe::write64(m.addr() + base, v),
+            probe::write32(m.addr() + base + 8, x),
+        )
+    };
+    let mut want = v.to_le_bytes().to_vec();
+    want.extend_from_slice(&x.to_le_bytes());
+    let mut b = [0u8; 12];
+    let p = c.dev.read_region(2, base as u64, &mut b);
+    let at = |o: usize, n: usize| {
+        let mut a = [0u8; 8];
+        a[..n].copy_from_slice(&want[o..o + n]);
+        u64::from_le_bytes(a)
+    };
+    // SAFETY: all offsets lie within the 12 bytes written above.
+    let reads = unsafe {
+        [
+            (1, 1, probe::read8(m.addr() + base + 1).map(u64::from)),
+            (2, 2, probe::read16(m.addr() + base + 2).map(u64::from)),
+            (4, 4, probe::read32(m.addr() + base + 4).map(u64::from)),
+            (8, 4, probe::read32(m.addr() + base + 8).map(u64::from)),
+            (0, 8, probe::read64(m.addr() + base)),
+        ]
+    };
+    let mut ok = w8.is_ok() && w4.is_ok() && p == Ok(12) && b[..] == want[..];
+    let mut line = format!(
+        "map widths bar2+{base:#x}: write64 {} write32 {} pread -> {} [{}]",
+        probe::show_done(&w8),
+        probe::show_done(&w4),
+        show(&p),
+        crate::transcript::hex(&b)
+    );
+    for (o, n, a) in &reads {
+        line.push_str(&format!("; read{}@{o} {}", n * 8, probe::show(a)));
+        ok &= *a == Ok(at(*o, *n));
+    }
+    c.t.line(line.clone());
+    c.check(
+        "ivshmem.map_access_widths",
+        ok,
+        format!("bytes {}", crate::transcript::hex(&want)),
+        line,
+    );
+}
+
+/// What a probe read at an offset is expected to return once memory decode
+/// is on: the pattern the test wrote, or (for registers) whatever was read
+/// first when the value is stable, or anything.
+#[derive(Clone, Copy)]
+enum Expect {
+    Value(u64),
+    Any,
+}
+
+fn zap(c: &mut Ctx, info: &DeviceInfo, bar: u32, m: &Mapping) {
+    let writable = c.kind.writable_memory_bar() == Some(bar);
+    let page = 4096usize;
+    let len = m.size();
+    let name = region_name(bar);
+    c.t.line(format!("zap target {name}"));
+
+    let cmd = match c.dev.config_read16(PCI_COMMAND) {
+        Ok(v) => v,
+        Err(e) => {
+            c.fail("zap.read_command", "COMMAND readable", e);
+            return;
+        }
+    };
+    c.t.line(format!("config COMMAND -> {cmd:#06x}"));
+    if !c.check(
+        "zap.mem_enabled",
+        cmd & PCI_COMMAND_MEMORY != 0,
+        "COMMAND.MEM set",
+        format!("{cmd:#06x}"),
+    ) {
+        return;
+    }
+
+    // Offsets probed: first page, middle page, last page (deduplicated for
+    // single-page BARs). Registers are read 4 bytes wide at offset 0 only
+    // when the BAR is not ours to write.
+    let mut offs = vec![0usize, (len / 2) & !(page - 1), len - page];
+    offs.dedup();
+    if !writable {
+        offs.truncate(1);
+    }
+    let mut expect = Vec::new();
+    for &off in &offs {
+        let e = if writable {
+            let v = pattern::word(off as u64, 3);
+            // SAFETY: off < len, inside the shared memory mapping.
+            let w = unsafe { probe::write64(m.addr() + off, v) };
+            c.check(
+                &format!("zap.seed@{off:#x}"),
+                w.is_ok(),
+                "write through the mapping",
+                probe::show_done(&w),
+            );
+            Expect::Value(v)
+        } else if c.kind.stable_data(bar, off as u64, 4) {
+            let mut b = [0u8; 4];
+            match c.dev.read_region(bar, off as u64, &mut b) {
+                Ok(4) => Expect::Value(u32::from_le_bytes(b) as u64),
+                _ => Expect::Any,
+            }
+        } else {
+            Expect::Any
+        };
+        expect.push(e);
+    }
+    let read = |off: usize| -> probe::Access<u64> {
+        // SAFETY: off < len, inside the device mapping.
+        unsafe {
+            if writable {
+                probe::read64(m.addr() + off)
+            } else {
+                probe::read32(m.addr() + off).map(|v| v as u64)
+            }
+        }
+    };
+    let shown = |a: &probe::Access<u64>, e: Expect| match (a, e) {
+        (Ok(_), Expect::Any) => "ok".to_string(),
+        _ => probe::show(a),
+    };
+    let check_reads = |c: &mut Ctx, stage: &str| {
+        for (k, &off) in offs.iter().enumerate() {
+            let a = read(off);
+            c.t.line(format!(
+                "{stage}: map read {name}+{off:#x} -> {}",
+                shown(&a, expect[k])
+            ));
+            let ok = match expect[k] {
+                Expect::Value(v) => a == Ok(v),
+                Expect::Any => a.is_ok(),
+            };
+            let want = match expect[k] {
+                Expect::Value(v) => format!("{v:#x}"),
+                Expect::Any => "a value (no fault)".into(),
+            };
+            c.check(&format!("zap.{stage}@{off:#x}"), ok, want, probe::show(&a));
+        }
+    };
+    check_reads(c, "before");
+
+    // A child that will touch the mapping after memory is disabled. It keeps
+    // the default SIGBUS action, so it must die of SIGBUS.
+    let child = spawn_toucher(m.addr());
+    let before = print_counters(c, "before disabling memory");
+
+    let w = c.dev.config_write16(PCI_COMMAND, cmd & !PCI_COMMAND_MEMORY);
+    c.t.line(format!(
+        "pwrite config COMMAND={:#06x} -> {}",
+        cmd & !PCI_COMMAND_MEMORY,
+        show(&w)
+    ));
+    c.expect_ret("zap.disable_mem", &w, 2);
+
+    for &off in &offs {
+        let a = read(off);
+        c.t.line(format!(
+            "mem off: map read {name}+{off:#x} -> {}",
+            probe::show(&a)
+        ));
+        c.check(
+            &format!("zap.mem_off.read_sigbus@{off:#x}"),
+            a == Err(libc::SIGBUS),
+            "SIGBUS",
+            probe::show(&a),
+        );
+        if writable {
+            // SAFETY: as above.
+            let a = unsafe { probe::write64(m.addr() + off, 0) };
+            c.t.line(format!(
+                "mem off: map write {name}+{off:#x} -> {}",
+                probe::show_done(&a)
+            ));
+            c.check(
+                &format!("zap.mem_off.write_sigbus@{off:#x}"),
+                a == Err(libc::SIGBUS),
+                "SIGBUS",
+                probe::show_done(&a),
+            );
+        }
+    }
+    let mut b = [0u8; 4];
+    let p = c.dev.read_region(bar, 0, &mut b);
+    c.t.rw(format!("mem off: pread {name}+0x0 len=4"), &p, None);
+    c.expect_errno("zap.mem_off.pread_eio", &p, libc::EIO);
+    if writable {
+        let p = c.dev.write_region(bar, 0, &[0u8; 8]);
+        c.t.rw(format!("mem off: pwrite {name}+0x0 len=8"), &p, None);
+        c.expect_errno("zap.mem_off.pwrite_eio", &p, libc::EIO);
+    }
+    match child {
+        Some((pid, wfd)) => {
+            // Let the child go, then wait for it.
+            // SAFETY: wfd is the write end of our pipe.
+            unsafe {
+                libc::write(wfd, [1u8].as_ptr().cast(), 1);
+                libc::close(wfd);
+            }
+            let st = sys::wait_child(pid, std::time::Duration::from_secs(20));
+            let d = sys::describe_status(st);
+            c.t.line(format!("mem off: child forked before the write: {d}"));
+            c.check(
+                "zap.mem_off.child_sigbus",
+                libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGBUS,
+                "child killed by SIGBUS",
+                d,
+            );
+        }
+        None => c.fail("zap.mem_off.child_sigbus", "fork", "fork failed"),
+    }
+    let after = print_counters(c, "after disabling memory");
+    if let (Some(b), Some(a)) = (&before, &after) {
+        c.diag(format!(
+            "zap {} -> {}, sigbus {} -> {}",
+            counters::get(b, "zap"),
+            counters::get(a, "zap"),
+            counters::get(b, "sigbus"),
+            counters::get(a, "sigbus")
+        ));
+    }
+
+    let w = c.dev.config_write16(PCI_COMMAND, cmd);
+    c.t.line(format!("pwrite config COMMAND={cmd:#06x} -> {}", show(&w)));
+    c.expect_ret("zap.enable_mem", &w, 2);
+    check_reads(c, "mem_on");
+    let p = c.dev.read_region(bar, 0, &mut b);
+    c.t.rw(format!("mem on: pread {name}+0x0 len=4"), &p, None);
+    c.expect_ret("zap.mem_on.pread", &p, 4);
+
+    // Reset while mapped. Upstream zaps the mappings, resets with config
+    // state saved and restored, so memory decode comes back and the mapping
+    // faults back in.
+    let rr = c.dev.reset();
+    c.t.ioctl_ret("VFIO_DEVICE_RESET", &rr);
+    if info.flags & VFIO_DEVICE_FLAGS_RESET == 0 {
+        c.expect_errno("zap.reset_unsupported", &rr, libc::EINVAL);
+        return;
+    }
+    c.expect_ret("zap.reset", &rr, 0);
+    match c.dev.config_read16(PCI_COMMAND) {
+        Ok(v) => c.t.line(format!("after reset: config COMMAND -> {v:#06x}")),
+        Err(e) => c.t.line(format!("after reset: config COMMAND -> {e}")),
+    }
+    for (k, &off) in offs.iter().enumerate() {
+        let a = read(off);
+        c.t.line(format!(
+            "after reset: map read {name}+{off:#x} -> {}",
+            shown(&a, expect[k])
+        ));
+        c.check(
+            &format!("zap.after_reset.access@{off:#x}"),
+            a.is_ok(),
+            "a value (no fault)",
+            probe::show(&a),
+        );
+    }
+    // Leave COMMAND as found.
+    let _ = c.dev.config_write16(PCI_COMMAND, cmd);
+}
+
+/// Fork a child that waits on a pipe and then reads 4 bytes at `addr` with
+/// the default SIGBUS/SIGSEGV actions. Returns (pid, write end of the pipe).
+fn spawn_toucher(addr: usize) -> Option<(libc::pid_t, i32)> {
+    let mut fds = [0i32; 2];
+    // SAFETY: fds is a valid 2-element array.
+    if unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) } != 0 {
+        return None;
+    }
+    let (rfd, wfd) = (fds[0], fds[1]);
+    // SAFETY: the subcommand is single-threaded here, and the child only
+    // makes async-signal-safe calls before _exit.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        // SAFETY: child side; async-signal-safe calls only.
+        unsafe {
+            libc::signal(libc::SIGBUS, libc::SIG_DFL);
+            libc::signal(libc::SIGSEGV, libc::SIG_DFL);
+            libc::close(wfd);
+            let mut x = 0u8;
+            libc::read(rfd, (&mut x as *mut u8).cast(), 1);
+            let v = std::ptr::read_volatile(addr as *const u32);
+            // Reaching here means the access was served: exit 0, or 3 if it
+            // returned all-ones (decode disabled but not zapped).
+            libc::_exit(if v == u32::MAX { 3 } else { 0 });
+        }
+    }
+    // SAFETY: parent side: close the read end we do not use.
+    unsafe { libc::close(rfd) };
+    if pid < 0 {
+        // SAFETY: fork failed; close the write end too.
+        unsafe { libc::close(wfd) };
+        return None;
+    }
+    Some((pid, wfd))
+}
