@@ -306,8 +306,6 @@ const PCI_CAP_SIZEOF: usize = 4;
 const CAP_ID_BASIC: u8 = 0;
 /// `PCI_CAP_ID_PM`.
 const CAP_ID_PM: u8 = 0x01;
-/// `PCI_CAP_ID_AGP`.
-const CAP_ID_AGP: u8 = 0x02;
 /// `PCI_CAP_ID_VPD`.
 const CAP_ID_VPD: u8 = 0x03;
 /// `PCI_CAP_ID_MSI`.
@@ -320,8 +318,6 @@ const CAP_ID_HT: u8 = 0x08;
 const CAP_ID_VNDR: u8 = 0x09;
 /// `PCI_CAP_ID_EXP`.
 const CAP_ID_EXP: u8 = 0x10;
-/// `PCI_CAP_ID_MSIX`.
-const CAP_ID_MSIX: u8 = 0x11;
 /// `PCI_CAP_ID_SATA`.
 const CAP_ID_SATA: u8 = 0x12;
 /// `PCI_CAP_ID_AF`.

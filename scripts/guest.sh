@@ -4,7 +4,7 @@
 # edu, ivshmem-plain (1 GiB), pci-testdev, igb and nvme. MODE is passed to the guest's /init.
 # The console goes to OUT/console-MODE.log and to stdout.
 set -euo pipefail
-mode=$1 kdir=$2 out=$3
+mode=$1 kdir=$2 out=$(realpath "$3")
 timeout_s=${VPR_GUEST_TIMEOUT:-2400}
 log="$out/console-$mode.log"
 nvme_img="$out/nvme.img"

@@ -2,7 +2,7 @@
 # Builds the test guest's initramfs: busybox, the kernel's modules (upstream vfio-pci among
 # them), vfio_pci_rs.ko, the static test client and the guest scripts.
 set -euo pipefail
-kdir=$1 out=$2
+kdir=$1 out=$(realpath "$2")
 top=$(cd "$(dirname "$0")/.." && pwd)
 root="$out/initramfs"
 rm -rf "$root" && mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,etc,lib/modules,root,usr/bin,usr/sbin}

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 usage: vfio-test <subcommand> [--mode group|cdev] [--dump DIR] <BDF>
        vfio-test compare DIR_A DIR_B
+       vfio-test hold [--mode group|cdev] <BDF> [SECONDS]
 
 subcommands:
   info       device, region and IRQ info ioctls
@@ -17,6 +18,8 @@ subcommands:
   mmap-race  readers vs. COMMAND.MEM toggling and reset (bounded: 10k toggles, 60 s)
   all        info, bar-rw and mmap in sequence
   compare    diff the transcripts in two --dump directories
+  hold       open the device and keep it open for SECONDS (default 3), for
+             driver life-cycle tests (unbind/rmmod while open)
 
 Output is KTAP on stdout (progress on stderr). Exit status 0 iff no test failed.
 --dump DIR writes DIR/<subcommand>.<mode>.<BDF>.txt for differential comparison.
@@ -43,6 +46,15 @@ pub enum Command {
         /// Second directory.
         b: PathBuf,
     },
+    /// Open a device and keep it open for a while.
+    Hold {
+        /// Open mode.
+        mode: Mode,
+        /// PCI address.
+        bdf: String,
+        /// How long to keep it open.
+        secs: u64,
+    },
     /// Print usage.
     Help,
 }
@@ -68,11 +80,14 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         "mmap" => vec![Sub::Mmap],
         "mmap-race" => vec![Sub::MmapRace],
         "all" => vec![Sub::Info, Sub::BarRw, Sub::Mmap],
+        "hold" => vec![],
         other => return Err(format!("unknown subcommand '{other}'")),
     };
+    let hold = subs.is_empty();
     let mut mode = Mode::Group;
     let mut dump = None;
     let mut bdf = None;
+    let mut secs = None;
     while let Some(a) = it.next() {
         match a.as_str() {
             "--mode" => {
@@ -82,6 +97,10 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             "--dump" => dump = Some(PathBuf::from(it.next().ok_or("--dump needs a directory")?)),
             s if s.starts_with("--") => return Err(format!("unknown option '{s}'")),
             s => {
+                if hold && bdf.is_some() && secs.is_none() {
+                    secs = Some(s.parse().map_err(|_| format!("bad SECONDS '{s}'"))?);
+                    continue;
+                }
                 if bdf.is_some() {
                     return Err(format!("unexpected argument '{s}'"));
                 }
@@ -92,11 +111,22 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
             }
         }
     }
+    let bdf = bdf.ok_or("missing BDF")?;
+    if hold {
+        if dump.is_some() {
+            return Err("hold takes no --dump".into());
+        }
+        return Ok(Command::Hold {
+            mode,
+            bdf,
+            secs: secs.unwrap_or(3),
+        });
+    }
     Ok(Command::Run {
         subs,
         mode,
         dump,
-        bdf: bdf.ok_or("missing BDF")?,
+        bdf,
     })
 }
 
@@ -144,6 +174,25 @@ mod tests {
             })
         );
         assert_eq!(p("--help"), Ok(Command::Help));
+        assert_eq!(
+            p("hold --mode group 0000:00:03.0 5"),
+            Ok(Command::Hold {
+                mode: Mode::Group,
+                bdf: "0000:00:03.0".into(),
+                secs: 5
+            })
+        );
+        assert_eq!(
+            p("hold 0000:00:03.0"),
+            Ok(Command::Hold {
+                mode: Mode::Group,
+                bdf: "0000:00:03.0".into(),
+                secs: 3
+            })
+        );
+        assert!(p("hold 0000:00:03.0 x").is_err());
+        assert!(p("hold 0000:00:03.0 1 2").is_err());
+        assert!(p("info 0000:00:03.0 5").is_err());
     }
 
     #[test]

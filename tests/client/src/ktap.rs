@@ -4,7 +4,9 @@
 //! ("1..N") must come right after the version line and the number of tests
 //! depends on what the device reports. So that a hang or crash in the guest
 //! can still be located, every result is also echoed to stderr the moment it
-//! is known.
+//! is known, in a form no KTAP parser mistakes for a result ("N PASS name"),
+//! unless stderr is the same file as stdout (the guest suite runs the client
+//! with `2>&1`), where the echo would only duplicate the report.
 
 use std::collections::HashSet;
 use std::fmt::Display;
@@ -51,10 +53,11 @@ pub fn sanitize(name: &str) -> String {
 }
 
 impl Ktap {
-    /// A reporter that also echoes results to stderr as they happen.
+    /// A reporter that also echoes progress to stderr as results happen,
+    /// when stderr is not where stdout goes.
     pub fn new() -> Self {
         Ktap {
-            echo: true,
+            echo: !crate::sys::same_file(1, 2),
             ..Default::default()
         }
     }
@@ -111,7 +114,12 @@ impl Ktap {
             self.failed += 1;
         }
         if self.echo {
-            eprintln!("vfio-test: {}", render_result(self.count, &name, &outcome));
+            let tag = match &outcome {
+                Outcome::Pass => "PASS".to_string(),
+                Outcome::Fail(r) => format!("FAIL ({})", one_line(r)),
+                Outcome::Skip(r) => format!("SKIP ({})", one_line(r)),
+            };
+            eprintln!("vfio-test: {} {tag} {name}", self.count);
         }
         self.lines.push(Line::Result { name, outcome });
     }

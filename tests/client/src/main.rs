@@ -38,6 +38,7 @@ fn main() {
             return;
         }
         Command::Compare { a, b } => tests::compare::run(&mut k, &a, &b),
+        Command::Hold { mode, bdf, secs } => tests::hold(&mut k, mode, &bdf, secs),
         Command::Run {
             subs,
             mode,

@@ -126,6 +126,20 @@ pub fn close(fd: RawFd) {
     }
 }
 
+/// True if fds `a` and `b` refer to the same open file or device (e.g.
+/// stdout and stderr both redirected to one pipe).
+pub fn same_file(a: RawFd, b: RawFd) -> bool {
+    // SAFETY: fstat only writes into the provided structs.
+    unsafe {
+        let mut sa: libc::stat = std::mem::zeroed();
+        let mut sb: libc::stat = std::mem::zeroed();
+        libc::fstat(a, &mut sa) == 0
+            && libc::fstat(b, &mut sb) == 0
+            && sa.st_dev == sb.st_dev
+            && sa.st_ino == sb.st_ino
+    }
+}
+
 /// The system page size.
 pub fn page_size() -> u64 {
     // SAFETY: sysconf has no preconditions.
@@ -356,6 +370,21 @@ mod tests {
         assert_eq!(m.size(), 1 << 21);
         drop(m);
         close(fd);
+    }
+
+    #[test]
+    fn same_file_detection() {
+        let (mut p, mut q) = ([0i32; 2], [0i32; 2]);
+        assert_eq!(unsafe { libc::pipe(p.as_mut_ptr()) }, 0);
+        assert_eq!(unsafe { libc::pipe(q.as_mut_ptr()) }, 0);
+        let d = unsafe { libc::dup(p[1]) };
+        // `2>&1` makes fd 2 a dup of fd 1: same file.
+        assert!(same_file(p[1], d));
+        assert!(!same_file(q[1], d));
+        assert!(!same_file(-1, d));
+        for fd in [p[0], p[1], q[0], q[1], d] {
+            close(fd);
+        }
     }
 
     #[test]

@@ -56,7 +56,8 @@ fn pm_virtualization() {
     assert_eq!(rdv(&mut cs, &mut f, IGB_PM as u64 + 2, 2), 0x0023);
     assert_eq!(rdv(&mut cs, &mut f, IGB_PM as u64 + 4, 2), 0x0008);
     assert_eq!(rdv(&mut cs, &mut f, IGB_PM as u64, 2), 0x5001);
-    // D3hot + PME_En: power-state change is trapped, the state bits never reach hardware.
+    // D3hot + PME_En: the power-state change is trapped, the state bits never reach hardware,
+    // NoSoftReset (writable) is cleared in hardware.
     wrv(&mut cs, &mut f, IGB_PM as u64 + 4, 2, 0x0103);
     assert_eq!(
         f.effects(),
@@ -65,7 +66,8 @@ fn pm_virtualization() {
             Ev::Power(PowerState::D3Hot)
         ]
     );
-    assert_eq!(rdv(&mut cs, &mut f, IGB_PM as u64 + 4, 2), 0x0100);
+    // PME_En and PME_Status are virtual and read-only: they always read 0.
+    assert_eq!(rdv(&mut cs, &mut f, IGB_PM as u64 + 4, 2), 0x0000);
     f.ev.clear();
     // A dword write at PM_CTRL, states D0..D2.
     for (v, st) in [(0u32, PowerState::D0), (1, PowerState::D1), (2, PowerState::D2)] {

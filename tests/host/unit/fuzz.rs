@@ -85,7 +85,7 @@ fn gen_device(r: &mut Rng) -> Spec {
             cmd |= bit;
         }
     }
-    d.w16(4, cmd).w16(6, r.byte() as u16 & 0xef).w8(0x34, 0);
+    d.w16(4, cmd).w16(6, u16::from(r.byte()) & 0xef).w8(0x34, 0);
     d.facts.is_virtfn = r.chance(10);
     d.facts.no_command_memory = d.facts.is_virtfn || r.chance(10);
     d.facts.nointx = r.chance(10);
@@ -140,7 +140,7 @@ fn gen_device(r: &mut Rng) -> Spec {
     let mut allowed = vec![0xffu8; 4096];
     allowed[..0x40].fill(0);
     allowed[4] = 0xff;
-    allowed[5] = 0xff & !0x04; // DisINTx is virtual
+    allowed[5] = !0x04; // DisINTx is virtual
     allowed[0x0c] = 0xff;
     allowed[0x0d] = 0xff;
     allowed[0x0f] = 0xff;
@@ -296,6 +296,8 @@ fn gen_device(r: &mut Rng) -> Spec {
                     let flr = r.chance(50);
                     let devcap = (r.next() as u32 & !0x1000_0000) | if flr { 0x1000_0000 } else { 0 };
                     spec.dev.w32(pos + 4, devcap);
+                    // Initiate FLR reads as 0 in hardware.
+                    spec.dev.img[pos + 9] &= 0x7f;
                     spec.exp = Some((pos, flr));
                 }
                 0x07 => {
@@ -309,6 +311,7 @@ fn gen_device(r: &mut Rng) -> Spec {
                 0x13 => {
                     let cap = r.byte() & 0x03;
                     spec.dev.w8(pos + 3, cap);
+                    spec.dev.img[pos + 4] &= !1; // FLR reads as 0
                     spec.af = Some((pos, cap == 0x03));
                 }
                 0x03 => spec.vpd = Some(pos),
@@ -354,12 +357,14 @@ fn gen_device(r: &mut Rng) -> Spec {
             }
             match id {
                 0x0b | 0x23 => {
-                    let v = spec.dev.img[epos + 4] as u32 | ((len as u32) << 20);
+                    let v = u32::from(spec.dev.img[epos + 4]) | ((len as u32) << 20);
                     spec.dev.w32(epos + 4, v);
                 }
-                0x0d => spec.dev.w8(epos + 4, r.byte() & !0x20),
-                _ => &mut spec.dev,
-            };
+                0x0d => {
+                    spec.dev.w8(epos + 4, r.byte() & !0x20);
+                }
+                _ => {}
+            }
             eplaced.push((epos, id, len));
             epos += len.next_multiple_of(4) + 4 * r.below(8) as usize;
         }
@@ -478,8 +483,26 @@ fn check_bars(cs: &mut ConfigSpace, f: &mut Fake, spec: &Spec) {
     assert!(f.ev[before..].is_empty(), "{:?}", &f.ev[before..]);
 }
 
-fn run_structured(seed: u64, ops: usize) -> usize {
+/// Counts of what the structured fuzz exercised.
+#[derive(Debug, Default)]
+struct Stats {
+    ops: usize,
+    devices: usize,
+    in_range_writes: usize,
+    hw_writes: usize,
+    command_writes: usize,
+    restores: usize,
+    power: usize,
+    resets: usize,
+    readrq: usize,
+    virq: usize,
+    vpd: usize,
+    efault: usize,
+}
+
+fn run_structured(seed: u64, ops: usize) -> Stats {
     let mut r = Rng(seed);
+    let mut st = Stats::default();
     let mut done = 0;
     while done < ops {
         let spec = gen_device(&mut r);
@@ -495,6 +518,7 @@ fn run_structured(seed: u64, ops: usize) -> usize {
         let mut cs = Box::new(ConfigSpace::new());
         cs.init(&facts, &mut f).expect("init of a well-formed device");
         f.ev.clear();
+        st.devices += 1;
         let cfg = usize::from(facts.cfg_size);
         let mut virq_synced = false;
 
@@ -534,6 +558,7 @@ fn run_structured(seed: u64, ops: usize) -> usize {
             if pos + len > cfg {
                 assert_eq!(res, Err(Errno::EFAULT), "pos {pos:#x} len {len}");
                 assert!(f.ev.len() == start, "out-of-range access touched the device");
+                st.efault += 1;
                 continue;
             }
             assert_eq!(res, Ok(len), "pos {pos:#x} len {len} write {write}");
@@ -541,6 +566,22 @@ fn run_structured(seed: u64, ops: usize) -> usize {
                 assert_eq!(data, orig, "writes do not modify the buffer");
             }
             let ev: Vec<Ev> = f.ev[start..].to_vec();
+            if write {
+                st.in_range_writes += 1;
+            }
+            for e in &ev {
+                match e {
+                    Ev::Write(..) => st.hw_writes += 1,
+                    Ev::Lock(_) => st.command_writes += 1,
+                    Ev::RestoreNotice => st.restores += 1,
+                    Ev::Power(_) => st.power += 1,
+                    Ev::Reset => st.resets += 1,
+                    Ev::Readrq(_) => st.readrq += 1,
+                    Ev::Virq(_) => st.virq += 1,
+                    Ev::VpdRead(_) | Ev::VpdWrite(..) => st.vpd += 1,
+                    _ => {}
+                }
+            }
 
             if let Some(g) = f.guard.as_ref() {
                 assert!(g.violations.is_empty(), "seed {seed:#x}: {:?}", g.violations);
@@ -600,7 +641,7 @@ fn run_structured(seed: u64, ops: usize) -> usize {
                 if let Ev::Readrq(v) = e {
                     let (p, _) = spec.exp.expect("readrq without PCIe");
                     assert!(covers(pos, len, p + 9));
-                    assert!(v.is_power_of_two() && *v >= f.mps && *v <= 4096);
+                    assert!(v.is_power_of_two() && *v >= f.mps && *v <= 16384);
                 }
             }
 
@@ -656,13 +697,26 @@ fn run_structured(seed: u64, ops: usize) -> usize {
         }
         check_bars(&mut cs, &mut f, &spec);
     }
-    done
+    st.ops = done;
+    st
 }
 
 #[test]
 fn fuzz_structured_devices() {
-    let done = run_structured(0x5eed_cafe_f00d_0001, 220_000);
-    assert!(done >= 200_000);
+    let st = run_structured(0x5eed_cafe_f00d_0001, 220_000);
+    eprintln!("{st:?}");
+    assert!(st.ops >= 200_000);
+    // The run must actually reach every trap.
+    assert!(st.devices > 100);
+    assert!(st.command_writes > 1000);
+    assert!(st.restores > 50);
+    assert!(st.power > 100);
+    assert!(st.resets > 20);
+    assert!(st.readrq > 20);
+    assert!(st.virq > 100);
+    assert!(st.vpd > 20);
+    assert!(st.hw_writes > 10_000);
+    assert!(st.efault > 1000);
 }
 
 #[test]

@@ -259,8 +259,12 @@ fn check_region(
     } else {
         c.check(
             &n("argsz_echo"),
-            small.argsz as usize == REGION_INFO_SIZE && big.argsz == 4096 && big.cap_offset == 0,
-            "argsz 32/4096 echoed, cap_offset 0",
+            // Without caps the VFIO core copies the caller's cap_offset back unchanged (it
+            // copies minsz, which ends at `offset`, in and out), so the poison must survive.
+            small.argsz as usize == REGION_INFO_SIZE
+                && big.argsz == 4096
+                && big.cap_offset == u32::from_ne_bytes([0xa5; 4]),
+            "argsz 32/4096 echoed, cap_offset echoed unchanged",
             format!(
                 "argsz {}/{} cap_offset {}",
                 small.argsz, big.argsz, big.cap_offset

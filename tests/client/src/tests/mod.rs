@@ -211,9 +211,26 @@ impl Ctx<'_> {
     }
 }
 
+/// `hold`: open the device and keep it open for `secs` seconds, so the
+/// guest suite can unbind or rmmod the driver while a user holds it.
+pub fn hold(k: &mut Ktap, mode: Mode, bdf: &str, secs: u64) {
+    let name = format!("hold.{mode}.{bdf}.open");
+    match Device::open(bdf, mode) {
+        Ok(dev) => {
+            std::thread::sleep(std::time::Duration::from_secs(secs));
+            drop(dev);
+            k.pass(&name);
+        }
+        Err(e) => k.fail(&name, "device opened", e),
+    }
+}
+
 /// Run one device subcommand: open the device, run, write the transcript.
 pub fn run_device(k: &mut Ktap, sub: Sub, mode: Mode, bdf: &str, dump: Option<&Path>) {
     let prefix = format!("{}.{}.{}", sub.as_str(), mode, bdf);
+    // Always on stderr, even when merged with stdout: one line per
+    // subcommand locates a hang without looking like a KTAP result.
+    eprintln!("vfio-test: running {prefix}");
     let dev = match Device::open(bdf, mode) {
         Ok(d) => d,
         Err(e) => {
