@@ -14,8 +14,7 @@
 
 use core::sync::atomic::Ordering;
 use kernel::{
-    bindings,
-    pci,
+    bindings, pci,
     prelude::*,
     sync::{
         aref::ARef,
@@ -47,8 +46,7 @@ use crate::{
             RwSem,
             WriteGuard, //
         },
-        sys,
-        user,
+        sys, user,
         vfio::{
             CapChain,
             Device, //
@@ -101,7 +99,14 @@ impl MemoryState {
     fn closed() -> Self {
         Self {
             mem_enabled: false,
-            bars: [Err(ENODEV), Err(ENODEV), Err(ENODEV), Err(ENODEV), Err(ENODEV), Err(ENODEV)],
+            bars: [
+                Err(ENODEV),
+                Err(ENODEV),
+                Err(ENODEV),
+                Err(ENODEV),
+                Err(ENODEV),
+                Err(ENODEV),
+            ],
             mmap_ok: [false; 6],
             msix: None,
         }
@@ -382,9 +387,18 @@ impl VfioPciDevice {
         let devcap2 = rawpci::pcie_devcap2(self.pdev());
         let mut atomic = 0u32;
         for (cap, flag) in [
-            (bindings::PCI_EXP_DEVCAP2_ATOMIC_COMP32, sys::VFIO_PCI_ATOMIC_COMP32),
-            (bindings::PCI_EXP_DEVCAP2_ATOMIC_COMP64, sys::VFIO_PCI_ATOMIC_COMP64),
-            (bindings::PCI_EXP_DEVCAP2_ATOMIC_COMP128, sys::VFIO_PCI_ATOMIC_COMP128),
+            (
+                bindings::PCI_EXP_DEVCAP2_ATOMIC_COMP32,
+                sys::VFIO_PCI_ATOMIC_COMP32,
+            ),
+            (
+                bindings::PCI_EXP_DEVCAP2_ATOMIC_COMP64,
+                sys::VFIO_PCI_ATOMIC_COMP64,
+            ),
+            (
+                bindings::PCI_EXP_DEVCAP2_ATOMIC_COMP128,
+                sys::VFIO_PCI_ATOMIC_COMP128,
+            ),
         ] {
             if devcap2 & cap != 0 && rawpci::enable_atomic_ops_to_root(self.pdev(), cap) {
                 atomic |= flag;
@@ -392,7 +406,12 @@ impl VfioPciDevice {
         }
         if atomic != 0 {
             // struct vfio_device_info_cap_pci_atomic_comp: header, flags, reserved.
-            let cap = [sys::VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP | (1 << 16), 0, atomic, 0];
+            let cap = [
+                sys::VFIO_DEVICE_INFO_CAP_PCI_ATOMIC_COMP | (1 << 16),
+                0,
+                atomic,
+                0,
+            ];
             let cap_size = core::mem::size_of_val(&cap);
             info.flags |= sys::VFIO_DEVICE_FLAGS_CAPS;
             if (info.argsz as usize) < full + cap_size {
@@ -430,10 +449,14 @@ impl VfioPciDevice {
             },
             2 => match rawpci::msix_cap(pdev) {
                 0 => 0,
-                pos => u32::from(rawpci::read_config_word(pdev, u16::from(pos) + PCI_MSIX_FLAGS) & 0x7ff) + 1,
+                pos => {
+                    u32::from(
+                        rawpci::read_config_word(pdev, u16::from(pos) + PCI_MSIX_FLAGS) & 0x7ff,
+                    ) + 1
+                }
             },
-            3 => u32::from(rawpci::is_pcie(pdev)),
-            4 => 1,
+            // ERR and REQ: one each, on every device.
+            3 | 4 => 1,
             _ => 0,
         }
     }
@@ -448,8 +471,8 @@ impl VfioPciDevice {
         info.count = self.irq_count(info.index);
         if info.index == 0 {
             info.flags |= sys::VFIO_IRQ_INFO_MASKABLE | sys::VFIO_IRQ_INFO_AUTOMASKED;
-        } else {
-            // No dynamic MSI-X allocation yet: every index has a fixed size.
+        } else if info.index != 2 || !rawpci::msix_can_alloc_dyn(self.pdev()) {
+            // MSI-X vectors can be added while enabled when the platform allows it.
             info.flags |= sys::VFIO_IRQ_INFO_NORESIZE;
         }
         user::write_prefix(arg, &info, minsz)
@@ -478,7 +501,11 @@ impl VfioPciDevice {
             0..=5 => {
                 let size = rawpci::resource_len(pdev, index);
                 if size == 0 {
-                    return Ok(RegionInfo { offset, size, flags: 0 });
+                    return Ok(RegionInfo {
+                        offset,
+                        size,
+                        flags: 0,
+                    });
                 }
                 let (mmap_ok, msix) = {
                     let mem = self.memory.read();
@@ -493,10 +520,18 @@ impl VfioPciDevice {
                         caps.add(&mut cap)?;
                     }
                 }
-                Ok(RegionInfo { offset, size, flags })
+                Ok(RegionInfo {
+                    offset,
+                    size,
+                    flags,
+                })
             }
             regions::ROM => {
-                let mut info = RegionInfo { offset, size: 0, flags: 0 };
+                let mut info = RegionInfo {
+                    offset,
+                    size: 0,
+                    flags: 0,
+                };
                 if rawpci::resource_start(pdev, regions::ROM) != 0 {
                     // The ROM can only be checked with memory decode on.
                     let _mem = self.memory.write();
@@ -525,7 +560,14 @@ impl VfioPciDevice {
     }
 
     /// read(2)/write(2) on the device file.
-    pub(crate) fn rw(&self, dev: &Device, buf: usize, count: usize, pos: &mut i64, write: bool) -> Result<isize> {
+    pub(crate) fn rw(
+        &self,
+        dev: &Device,
+        buf: usize,
+        count: usize,
+        pos: &mut i64,
+        write: bool,
+    ) -> Result<isize> {
         if count == 0 && !write {
             return Ok(0);
         }
@@ -547,7 +589,14 @@ impl VfioPciDevice {
     }
 
     /// Config-space access (interim: reads pass through; only COMMAND writes are applied).
-    fn config_rw(&self, dev: &Device, buf: usize, count: usize, pos: u64, write: bool) -> Result<usize> {
+    fn config_rw(
+        &self,
+        dev: &Device,
+        buf: usize,
+        count: usize,
+        pos: u64,
+        write: bool,
+    ) -> Result<usize> {
         let pdev = self.pdev();
         let size = u64::from(rawpci::cfg_size(pdev));
         if pos >= size || pos + count as u64 > size {
@@ -584,7 +633,11 @@ impl VfioPciDevice {
     /// A write of COMMAND: zap and gate BAR access when MEM goes off.
     fn command_write(&self, dev: &Device, val: u16) -> Result {
         let mem_on = val & PCI_COMMAND_MEMORY != 0;
-        let mut mem = if mem_on { self.memory.write() } else { self.zap_and_write_memory(dev) };
+        let mut mem = if mem_on {
+            self.memory.write()
+        } else {
+            self.zap_and_write_memory(dev)
+        };
         rawpci::user_write_config(self.pdev(), PCI_COMMAND, 2, u32::from(val))?;
         mem.mem_enabled = mem_on;
         Ok(())
@@ -599,7 +652,9 @@ impl VfioPciDevice {
             shared: vma.is_shared(),
         };
         let mem = self.memory.read();
-        let bar = mmap::check(&req, &mem.mmap_ok, |bar| rawpci::resource_len(self.pdev(), bar))?;
+        let bar = mmap::check(&req, &mem.mmap_ok, |bar| {
+            rawpci::resource_len(self.pdev(), bar)
+        })?;
         // The BAR must be claimed by us, so no mapping covers an unclaimed resource.
         mem.bar(bar)?;
         drop(mem);
@@ -609,7 +664,11 @@ impl VfioPciDevice {
 
     /// A fault on a BAR mapping. `insert(pfn, order)` installs the PFN and is called with the
     /// memory lock held for read, so a zap cannot slip between the check and the insertion.
-    pub(crate) fn fault(&self, req: &FaultRequest, insert: impl FnOnce(u64, u32) -> u32) -> FaultOutcome {
+    pub(crate) fn fault(
+        &self,
+        req: &FaultRequest,
+        insert: impl FnOnce(u64, u32) -> u32,
+    ) -> FaultOutcome {
         let bar = fault::region_index(req.vm_pgoff) as u32;
         let bar_start = rawpci::resource_start(self.pdev(), bar);
         let Some(pfn) = fault::plan(req, bar_start) else {

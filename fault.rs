@@ -70,7 +70,9 @@ pub(crate) fn plan(req: &FaultRequest, bar_start: u64) -> Option<u64> {
     let pgoff = (addr - start) >> PAGE_SHIFT;
     let pfn = (bar_start >> PAGE_SHIFT) + bar_page_offset(req.vm_pgoff) + pgoff;
     if req.order != 0 {
-        let fits = addr.checked_add(size).is_some_and(|end| end <= req.vm_end as u64);
+        let fits = addr
+            .checked_add(size)
+            .is_some_and(|end| end <= req.vm_end as u64);
         if !fits || pfn & ((1u64 << req.order) - 1) != 0 {
             return None;
         }

@@ -29,7 +29,11 @@ const PAGE_SIZE: u64 = 4096;
 
 /// Checks a request against the BARs; returns the BAR index to map. `mmap_ok[bar]` says whether
 /// the BAR may be mapped at all, `bar_len(bar)` gives its size. Errors are upstream's.
-pub(crate) fn check(req: &MmapRequest, mmap_ok: &[bool; 6], bar_len: impl Fn(u32) -> u64) -> Result<u32> {
+pub(crate) fn check(
+    req: &MmapRequest,
+    mmap_ok: &[bool; 6],
+    bar_len: impl Fn(u32) -> u64,
+) -> Result<u32> {
     let index = fault::region_index(req.pgoff);
     if index >= u64::from(regions::NUM_REGIONS) || req.end < req.start || !req.shared {
         return Err(EINVAL);
@@ -42,7 +46,10 @@ pub(crate) fn check(req: &MmapRequest, mmap_ok: &[bool; 6], bar_len: impl Fn(u32
     let phys_len = bar_len(bar).checked_add(PAGE_SIZE - 1).ok_or(EINVAL)? & !(PAGE_SIZE - 1);
     let req_len = (req.end - req.start) as u64;
     let req_start = fault::bar_page_offset(req.pgoff) << 12;
-    if req_start.checked_add(req_len).is_none_or(|end| end > phys_len) {
+    if req_start
+        .checked_add(req_len)
+        .is_none_or(|end| end > phys_len)
+    {
         return Err(EINVAL);
     }
     Ok(bar)

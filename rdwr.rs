@@ -44,7 +44,14 @@ fn width_of(n: usize) -> Width {
 impl VfioPciDevice {
     /// Reads or writes `count` bytes of BAR or ROM `index` at region position `pos`, from or to
     /// user buffer `buf`. Returns the bytes done (short at the end of the BAR).
-    pub(crate) fn bar_rw(&self, index: u32, buf: usize, count: usize, pos: u64, write: bool) -> Result<usize> {
+    pub(crate) fn bar_rw(
+        &self,
+        index: u32,
+        buf: usize,
+        count: usize,
+        pos: u64,
+        write: bool,
+    ) -> Result<usize> {
         let pdev = self.pdev();
         let end = if index == regions::ROM {
             rawpci::rom_region_len(pdev)
@@ -65,7 +72,8 @@ impl VfioPciDevice {
             None
         };
         let count = count.min(usize::try_from(end - pos).unwrap_or(usize::MAX));
-        let test_mem = rawpci::resource_flags(pdev, index) & u64::from(kernel::bindings::IORESOURCE_MEM) != 0;
+        let test_mem =
+            rawpci::resource_flags(pdev, index) & u64::from(kernel::bindings::IORESOURCE_MEM) != 0;
 
         let (x_start, x_end, max_width, target) = match &rom {
             Some(rom) => (rom.rom_len(), end, 4, Target::Rom(rom)),
@@ -115,7 +123,14 @@ impl VfioPciDevice {
     }
 
     /// One device access under the memory lock (read side); `EIO` when decode is off.
-    fn io_access(&self, target: &Target<'_>, test_mem: bool, off: u64, width: Width, val: Option<u64>) -> Result<u64> {
+    fn io_access(
+        &self,
+        target: &Target<'_>,
+        test_mem: bool,
+        off: u64,
+        width: Width,
+        val: Option<u64>,
+    ) -> Result<u64> {
         let mem = self.memory_read();
         if test_mem && !mem.decode_enabled() {
             return Err(EIO);

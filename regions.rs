@@ -60,7 +60,13 @@ pub(crate) enum Chunk {
 
 /// The next access of a transfer of `count` bytes at `off`, given an excluded range
 /// `[x_start, x_end)` and the widest access allowed.
-pub(crate) fn next_chunk(off: u64, count: usize, x_start: u64, x_end: u64, max_width: usize) -> Chunk {
+pub(crate) fn next_chunk(
+    off: u64,
+    count: usize,
+    x_start: u64,
+    x_end: u64,
+    max_width: usize,
+) -> Chunk {
     let fillable = if off < x_start {
         count.min(usize::try_from(x_start - off).unwrap_or(usize::MAX))
     } else if off >= x_end {

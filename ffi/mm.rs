@@ -44,7 +44,7 @@ impl NewBarVma<'_> {
 
     /// Whether this is a shared mapping (`MAP_SHARED`).
     pub(crate) fn is_shared(&self) -> bool {
-        self.vma.flags() & bindings::VM_SHARED as usize != 0
+        self.vma.flags() & bindings::VM_SHARED != 0
     }
 
     /// Turns the VMA into a lazily faulted, uncached PFN map of the device's BARs: nothing is
@@ -63,7 +63,8 @@ impl NewBarVma<'_> {
 /// `vma` must be a VMA under construction by `mmap`, valid for `'a`.
 pub(crate) unsafe fn new_bar_vma<'a>(vma: *mut bindings::vm_area_struct) -> NewBarVma<'a> {
     // SAFETY: guaranteed by the caller.
-    NewBarVma { vma: unsafe { VmaNew::from_raw(vma) } }
+    let vma = unsafe { VmaNew::from_raw(vma) };
+    NewBarVma { vma }
 }
 
 /// Zaps the user mappings of file offsets `[start, start + len)` of `dev`, in every process.
@@ -87,7 +88,12 @@ pub(crate) unsafe extern "C" fn vpr_huge_fault(vmf: *mut bindings::vm_fault, ord
     // SAFETY: `vma` is valid while the fault is handled.
     let (start, end, pgoff, private) = unsafe {
         let span = &(*vma).__bindgen_anon_1.__bindgen_anon_1;
-        (span.vm_start, span.vm_end, (*vma).vm_pgoff, (*vma).vm_private_data)
+        (
+            span.vm_start,
+            span.vm_end,
+            (*vma).vm_pgoff,
+            (*vma).vm_private_data,
+        )
     };
     // SAFETY: `vm_private_data` was set to the device by `setup_pfnmap`; the VMA keeps the
     // device file, hence the device, alive.
@@ -104,11 +110,19 @@ pub(crate) unsafe extern "C" fn vpr_huge_fault(vmf: *mut bindings::vm_fault, ord
         // `fault::plan` against the VMA, whose size mmap bounded by the BAR).
         unsafe {
             match order {
-                0 => bindings::vmf_insert_pfn(vma, address & !(bindings::PAGE_SIZE - 1), pfn as usize),
+                0 => bindings::vmf_insert_pfn(
+                    vma,
+                    address & !(bindings::PAGE_SIZE - 1),
+                    pfn as usize,
+                ),
                 #[cfg(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP)]
-                o if o == bindings::PMD_ORDER => bindings::vmf_insert_pfn_pmd(vmf, pfn as usize, false),
+                o if o == bindings::PMD_ORDER => {
+                    bindings::vmf_insert_pfn_pmd(vmf, pfn as usize, false)
+                }
                 #[cfg(CONFIG_ARCH_SUPPORTS_PUD_PFNMAP)]
-                o if o == bindings::PUD_ORDER => bindings::vmf_insert_pfn_pud(vmf, pfn as usize, false),
+                o if o == bindings::PUD_ORDER => {
+                    bindings::vmf_insert_pfn_pud(vmf, pfn as usize, false)
+                }
                 _ => bindings::vm_fault_reason_VM_FAULT_FALLBACK,
             }
         }

@@ -238,10 +238,10 @@ fn pcibios_result(ret: i32) -> Result {
     match ret {
         0 => Ok(()),
         r if r < 0 => Err(Error::from_errno(r)),
-        0x81 | 0x86 => Err(ENOENT),  // FUNC_NOT_SUPPORTED, DEVICE_NOT_FOUND
-        0x83 | 0x87 => Err(EINVAL),  // BAD_VENDOR_ID, BAD_REGISTER_NUMBER
-        0x88 => Err(EIO),            // SET_FAILED
-        0x89 => Err(ENOSPC),         // BUFFER_TOO_SMALL
+        0x81 | 0x86 => Err(ENOENT), // FUNC_NOT_SUPPORTED, DEVICE_NOT_FOUND
+        0x83 | 0x87 => Err(EINVAL), // BAD_VENDOR_ID, BAD_REGISTER_NUMBER
+        0x88 => Err(EIO),           // SET_FAILED
+        0x89 => Err(ENOSPC),        // BUFFER_TOO_SMALL
         _ => Err(ERANGE),
     }
 }
@@ -250,7 +250,7 @@ fn pcibios_result(ret: i32) -> Result {
 pub(crate) fn request_region(pdev: &pci::Device, bar: u32) -> Result {
     // SAFETY: `raw(pdev)` is a valid `pci_dev`; the name is a static C string.
     to_result(unsafe {
-        bindings::pci_request_selected_regions(raw(pdev), 1 << bar, c"vfio".as_ptr().cast())
+        bindings::pci_request_selected_regions(raw(pdev), 1 << bar, c"vfio".as_char_ptr())
     })
 }
 
@@ -334,10 +334,10 @@ pub(crate) fn msi_cap(pdev: &pci::Device) -> u8 {
     unsafe { sys::vpr_msi_cap(raw(pdev)) }
 }
 
-/// Whether the device is PCI Express.
-pub(crate) fn is_pcie(pdev: &pci::Device) -> bool {
+/// Whether MSI-X vectors can be allocated while MSI-X is enabled (dynamic MSI-X).
+pub(crate) fn msix_can_alloc_dyn(pdev: &pci::Device) -> bool {
     // SAFETY: `raw(pdev)` is a valid `pci_dev`.
-    unsafe { sys::vpr_is_pcie(raw(pdev)) }
+    unsafe { bindings::pci_msix_can_alloc_dyn(raw(pdev)) }
 }
 
 /// Whether the device has a usable legacy interrupt line (INTx can be offered).

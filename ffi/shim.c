@@ -225,11 +225,6 @@ u8 vpr_msi_cap(struct pci_dev *pdev)
 	return pdev->msi_cap;
 }
 
-bool vpr_is_pcie(struct pci_dev *pdev)
-{
-	return pci_is_pcie(pdev);
-}
-
 bool vpr_has_intx_line(struct pci_dev *pdev)
 {
 	return pdev->irq && pdev->irq != IRQ_NOTCONNECTED;

@@ -62,7 +62,6 @@ void vpr_rom_unmap(struct pci_dev *pdev, void __iomem *io);
 bool vpr_has_shadow_rom(struct pci_dev *pdev);
 u8 vpr_msix_cap(struct pci_dev *pdev);
 u8 vpr_msi_cap(struct pci_dev *pdev);
-bool vpr_is_pcie(struct pci_dev *pdev);
 bool vpr_has_intx_line(struct pci_dev *pdev);
 bool vpr_is_virtfn(struct pci_dev *pdev);
 u64 vpr_rom_region_len(struct pci_dev *pdev);

@@ -155,7 +155,9 @@ pub(crate) unsafe extern "C" fn vpr_release(vdev: *mut sys::vfio_device) {
     unsafe {
         if (*container).live {
             (*container).live = false;
-            core::ptr::drop_in_place(core::ptr::addr_of_mut!((*container).data).cast::<VfioPciDevice>());
+            core::ptr::drop_in_place(
+                core::ptr::addr_of_mut!((*container).data).cast::<VfioPciDevice>(),
+            );
         }
     }
 }
@@ -238,7 +240,11 @@ pub(crate) unsafe extern "C" fn vpr_write(
 ///
 /// As [`vpr_open_device`].
 #[no_mangle]
-pub(crate) unsafe extern "C" fn vpr_ioctl(vdev: *mut sys::vfio_device, cmd: c_uint, arg: c_ulong) -> isize {
+pub(crate) unsafe extern "C" fn vpr_ioctl(
+    vdev: *mut sys::vfio_device,
+    cmd: c_uint,
+    arg: c_ulong,
+) -> isize {
     // SAFETY: the VFIO core calls ops only on live devices.
     errno_long(unsafe { with(vdev, |d| d.data().ioctl(d, cmd, arg as usize)) })
 }
@@ -294,7 +300,10 @@ pub(crate) unsafe extern "C" fn vpr_get_region_info_caps(
 ///
 /// As [`vpr_open_device`], with `vma` a VMA under construction.
 #[no_mangle]
-pub(crate) unsafe extern "C" fn vpr_mmap(vdev: *mut sys::vfio_device, vma: *mut bindings::vm_area_struct) -> i32 {
+pub(crate) unsafe extern "C" fn vpr_mmap(
+    vdev: *mut sys::vfio_device,
+    vma: *mut bindings::vm_area_struct,
+) -> i32 {
     // SAFETY: `vma` is being set up by mmap (caller contract).
     let vma = unsafe { mm::new_bar_vma(vma) };
     // SAFETY: the VFIO core calls ops only on live devices.
