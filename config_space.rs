@@ -753,7 +753,12 @@ static EXP_BITS: PermBits = PermBits {
 /// Advanced features (`init_pci_cap_af_perm`, 1009-1019; 6 bytes rounded up to 8).
 const AF_TABLE: ([u8; 8], [u8; 8]) = build_perm(&[
     pe(PCI_CAP_LIST_NEXT, 1, 0xff, 0),
-    pe(PCI_AF_CTRL, 1, PCI_AF_CTRL_FLR as u32, PCI_AF_CTRL_FLR as u32),
+    pe(
+        PCI_AF_CTRL,
+        1,
+        PCI_AF_CTRL_FLR as u32,
+        PCI_AF_CTRL_FLR as u32,
+    ),
 ]);
 /// AF permission bits.
 static AF_BITS: PermBits = PermBits {
@@ -802,10 +807,10 @@ const fn msi_table(is64: bool, maskbit: bool) -> ([u8; MSI_PERM_SIZE], [u8; MSI_
             common[0],
             common[1],
             common[2],
-            pe(0x08, 4, ALL, ALL), // ADDRESS_HI
+            pe(0x08, 4, ALL, ALL),       // ADDRESS_HI
             pe(0x0c, 2, 0xffff, 0xffff), // DATA_64
-            pe(0x10, 4, 0, ALL),   // MASK_64
-            pe(0x14, 4, 0, ALL),   // PENDING_64
+            pe(0x10, 4, 0, ALL),         // MASK_64
+            pe(0x14, 4, 0, ALL),         // PENDING_64
         ]),
         (true, false) => build_perm(&[
             common[0],
@@ -822,12 +827,9 @@ const fn msi_table(is64: bool, maskbit: bool) -> ([u8; MSI_PERM_SIZE], [u8; MSI_
             pe(0x0c, 4, 0, ALL),         // MASK_32
             pe(0x10, 4, 0, ALL),         // PENDING_32
         ]),
-        (false, false) => build_perm(&[
-            common[0],
-            common[1],
-            common[2],
-            pe(0x08, 2, 0xffff, 0xffff),
-        ]),
+        (false, false) => {
+            build_perm(&[common[0], common[1], common[2], pe(0x08, 2, 0xffff, 0xffff)])
+        }
     }
 }
 
@@ -1159,7 +1161,11 @@ impl ConfigSpace {
 
         // For restore after reset.
         for (i, slot) in self.rbar.iter_mut().enumerate().take(6) {
-            *slot = le_get(&self.vconfig, add(PCI_BASE_ADDRESS_0, i.saturating_mul(4)), 4);
+            *slot = le_get(
+                &self.vconfig,
+                add(PCI_BASE_ADDRESS_0, i.saturating_mul(4)),
+                4,
+            );
         }
         if let Some(slot) = self.rbar.get_mut(6) {
             *slot = le_get(&self.vconfig, PCI_ROM_ADDRESS, 4);
@@ -1324,10 +1330,7 @@ impl ConfigSpace {
             // ID 0 is a NULL capability, conflicting with the fake PCI_CAP_ID_BASIC: hidden.
             let mut len = 0usize;
             if cap != 0 && cap <= CAP_ID_MAX {
-                let l = PCI_CAP_LENGTH
-                    .get(usize::from(cap))
-                    .copied()
-                    .unwrap_or(0);
+                let l = PCI_CAP_LENGTH.get(usize::from(cap)).copied().unwrap_or(0);
                 len = if l == LEN_VARIABLE {
                     self.cap_len(b, cap, pos)?
                 } else {
@@ -1376,7 +1379,12 @@ impl ConfigSpace {
     }
 
     /// `vfio_cap_len` (1324-1397): length of a variable-length standard capability.
-    fn cap_len<B: ConfigBackend>(&mut self, b: &mut B, cap: u8, pos: usize) -> Result<usize, Errno> {
+    fn cap_len<B: ConfigBackend>(
+        &mut self,
+        b: &mut B,
+        cap: u8,
+        pos: usize,
+    ) -> Result<usize, Errno> {
         match cap {
             CAP_ID_MSI => {
                 // vfio_msi_cap_len (1249-1280).

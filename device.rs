@@ -24,6 +24,15 @@ use kernel::{
 };
 
 use crate::{
+    config_hw::{
+        from_errno,
+        ConfigHw, //
+    },
+    config_space::{
+        BarResource,
+        ConfigSpace,
+        DeviceFacts, //
+    },
     fault::{
         self,
         FaultCounters,
@@ -125,6 +134,11 @@ impl MemoryState {
     pub(crate) fn decode_enabled(&self) -> bool {
         self.mem_enabled
     }
+
+    /// Records the virtual memory-enable state (the config model's `memory_enabled`).
+    pub(crate) fn set_decode(&mut self, enabled: bool) {
+        self.mem_enabled = enabled;
+    }
 }
 
 /// State that exists while the device is open.
@@ -137,6 +151,10 @@ struct OpenState {
     subpages: KVec<SubpageReservation>,
     /// Whether INTx masking (PCI 2.3) is used.
     pci_2_3: bool,
+    /// The virtual INTx-disable bit (upstream's `virq_disabled`).
+    virq_disabled: bool,
+    /// The virtual config space.
+    config: KBox<ConfigSpace>,
 }
 
 /// The driver's state of one bound device.
@@ -213,11 +231,16 @@ impl VfioPciDevice {
 
     /// Takes the memory lock for write, then zaps every user mapping of the BARs: no fault can
     /// re-install a PFN before the caller changes the hardware and drops the lock.
-    fn zap_and_write_memory(&self, dev: &Device) -> WriteGuard<'_, MemoryState> {
+    pub(crate) fn zap_and_write_memory(&self, dev: &Device) -> WriteGuard<'_, MemoryState> {
         let guard = self.memory.write();
         ffimm::zap_range(dev, 0, regions::index_to_offset(regions::ROM));
         FaultCounters::bump(&self.counters.zap);
         guard
+    }
+
+    /// Takes the memory lock for write without zapping (decode is not turned off).
+    pub(crate) fn write_memory(&self) -> WriteGuard<'_, MemoryState> {
+        self.memory.write()
     }
 
     /// The MSI-X table location (open devices only).
@@ -231,7 +254,7 @@ impl VfioPciDevice {
     }
 
     /// `open_device`: enable, reset, save state, map BARs (upstream `vfio_pci_core_enable`).
-    pub(crate) fn open_device(&self, _dev: &Device) -> Result {
+    pub(crate) fn open_device(&self, dev: &Device) -> Result {
         let pdev = self.pdev();
         // Don't let the saved state include bus mastering.
         rawpci::clear_master(pdev);
@@ -259,6 +282,16 @@ impl VfioPciDevice {
             rawpci::write_config_word(pdev, PCI_COMMAND, cmd & !PCI_COMMAND_INTX_DISABLE);
         }
 
+        let mut virq_disabled = false;
+        let config = match self.init_config(dev, pci_2_3, &mut virq_disabled) {
+            Ok(config) => config,
+            Err(e) => {
+                drop(saved);
+                rawpci::disable_device(pdev);
+                return Err(e);
+            }
+        };
+
         let msix = match rawpci::msix_cap(pdev) {
             0 => None,
             pos => {
@@ -273,7 +306,7 @@ impl VfioPciDevice {
         let mut subpages = KVec::new();
         {
             let mut mem = self.memory.write();
-            mem.mem_enabled = rawpci::read_config_word(pdev, PCI_COMMAND) & PCI_COMMAND_MEMORY != 0;
+            mem.mem_enabled = config.memory_enabled();
             mem.msix = msix;
             let non_mappable = rawpci::non_mappable_bars(pdev);
             for bar in 0..6u32 {
@@ -308,8 +341,49 @@ impl VfioPciDevice {
             saved,
             subpages,
             pci_2_3,
+            virq_disabled,
+            config,
         });
         Ok(())
+    }
+
+    /// Builds the virtual config space from the device (upstream `vfio_config_init`).
+    fn init_config(
+        &self,
+        dev: &Device,
+        pci_2_3: bool,
+        virq_disabled: &mut bool,
+    ) -> Result<KBox<ConfigSpace>> {
+        let pdev = self.pdev();
+        let mut bars = [BarResource::default(); 6];
+        for (bar, res) in (0u32..).zip(bars.iter_mut()) {
+            let flags = rawpci::resource_flags(pdev, bar);
+            *res = BarResource {
+                start: rawpci::resource_start(pdev, bar),
+                len: rawpci::resource_len(pdev, bar),
+                io: flags & u64::from(bindings::IORESOURCE_IO) != 0,
+                prefetch: flags & u64::from(bindings::IORESOURCE_PREFETCH) != 0,
+                mem64: flags & u64::from(bindings::IORESOURCE_MEM_64) != 0,
+            };
+        }
+        let facts = DeviceFacts {
+            cfg_size: rawpci::cfg_size(pdev),
+            vendor: pdev.vendor_id().as_raw(),
+            device: pdev.device_id(),
+            is_virtfn: rawpci::is_virtfn(pdev),
+            no_command_memory: rawpci::no_command_memory(pdev),
+            nointx: nointx_quirk(pdev.vendor_id().as_raw(), pdev.device_id()),
+            irq_present: rawpci::has_intx_line(pdev),
+            pcie_flags: rawpci::pcie_flags(pdev),
+            bars,
+            rom_start: rawpci::resource_start(pdev, regions::ROM),
+            rom_len: rawpci::resource_len(pdev, regions::ROM),
+            shadow_rom_len: rawpci::shadow_rom_len(pdev),
+        };
+        let mut config = KBox::init(pin_init::zeroed::<ConfigSpace>(), GFP_KERNEL_ACCOUNT)?;
+        let mut hw = ConfigHw::new(self, dev, pci_2_3, virq_disabled);
+        config.init(&facts, &mut hw).map_err(from_errno)?;
+        Ok(config)
     }
 
     /// `close_device`: undo open and leave the device reset and disabled (upstream
@@ -432,14 +506,13 @@ impl VfioPciDevice {
     fn irq_count(&self, index: u32) -> u32 {
         let pdev = self.pdev();
         match index {
-            0 => {
-                let pin = rawpci::read_config_word(pdev, 0x3c) >> 8;
-                let offered = pin != 0
-                    && rawpci::has_intx_line(pdev)
-                    && !rawpci::is_virtfn(pdev)
-                    && !nointx_quirk(pdev.vendor_id().as_raw(), pdev.device_id());
-                u32::from(offered)
-            }
+            // The virtual pin decides, as upstream.
+            0 => u32::from(
+                self.open
+                    .lock()
+                    .as_ref()
+                    .is_some_and(|s| s.config.intx_pin() != 0),
+            ),
             1 => match rawpci::msi_cap(pdev) {
                 0 => 0,
                 pos => {
@@ -588,7 +661,8 @@ impl VfioPciDevice {
         Ok(done as isize)
     }
 
-    /// Config-space access (interim: reads pass through; only COMMAND writes are applied).
+    /// Config-space access through the virtual config space. User data is copied in before
+    /// and out after the model runs, so no user copy happens under the open or memory lock.
     fn config_rw(
         &self,
         dev: &Device,
@@ -597,50 +671,34 @@ impl VfioPciDevice {
         pos: u64,
         write: bool,
     ) -> Result<usize> {
-        let pdev = self.pdev();
-        let size = u64::from(rawpci::cfg_size(pdev));
+        let size = u64::from(rawpci::cfg_size(self.pdev()));
         if pos >= size || pos + count as u64 > size {
             return Err(EFAULT);
         }
-        let mut done = 0usize;
-        while done < count {
-            let off = pos + done as u64;
-            let left = count - done;
-            let n = if left >= 4 && off % 4 == 0 {
-                4
-            } else if left >= 2 && off % 2 == 0 && (off % 4) + 2 <= 4 {
-                2
-            } else {
-                1
+        let mut data = KVec::from_elem(0u8, count, GFP_KERNEL_ACCOUNT)?;
+        if write {
+            user::read_bytes(buf, &mut data)?;
+        }
+        let done = {
+            let mut open = self.open.lock();
+            let Some(OpenState {
+                config,
+                virq_disabled,
+                pci_2_3,
+                ..
+            }) = &mut *open
+            else {
+                return Err(EINVAL);
             };
-            let off16 = off as u16;
-            if write {
-                let mut bytes = [0u8; 4];
-                user::read_bytes(buf + done, &mut bytes[..n])?;
-                let val = u32::from_le_bytes(bytes);
-                if off16 == PCI_COMMAND && n >= 2 {
-                    self.command_write(dev, val as u16)?;
-                }
-            } else {
-                let val = rawpci::user_read_config(pdev, off16, n)?;
-                user::write_bytes(buf + done, &val.to_le_bytes()[..n])?;
-            }
-            done += n;
+            let mut hw = ConfigHw::new(self, dev, *pci_2_3, virq_disabled);
+            config
+                .rw(&mut hw, pos, &mut data, write)
+                .map_err(from_errno)?
+        };
+        if !write {
+            user::write_bytes(buf, &data[..done])?;
         }
         Ok(done)
-    }
-
-    /// A write of COMMAND: zap and gate BAR access when MEM goes off.
-    fn command_write(&self, dev: &Device, val: u16) -> Result {
-        let mem_on = val & PCI_COMMAND_MEMORY != 0;
-        let mut mem = if mem_on {
-            self.memory.write()
-        } else {
-            self.zap_and_write_memory(dev)
-        };
-        rawpci::user_write_config(self.pdev(), PCI_COMMAND, 2, u32::from(val))?;
-        mem.mem_enabled = mem_on;
-        Ok(())
     }
 
     /// mmap of a BAR region: check the request, then make the VMA a lazily faulted PFN map.

@@ -14,3 +14,7 @@ pub(crate) mod rwsem;
 pub(crate) mod sys;
 pub(crate) mod user;
 pub(crate) mod vfio;
+
+// SAFETY: `ConfigSpace` holds only integers, bools and arrays of them; all-zero bytes are its
+// documented empty value.
+unsafe impl pin_init::Zeroable for crate::config_space::ConfigSpace {}

@@ -13,6 +13,8 @@
 
 use kernel::prelude::*;
 
+mod config_hw;
+mod config_space;
 mod device;
 mod fault;
 mod ffi;

@@ -351,3 +351,59 @@ pub(crate) fn is_virtfn(pdev: &pci::Device) -> bool {
     // SAFETY: `raw(pdev)` is a valid `pci_dev`.
     unsafe { sys::vpr_is_virtfn(raw(pdev)) }
 }
+
+/// The device's Max_Payload_Size in bytes.
+pub(crate) fn pcie_get_mps(pdev: &pci::Device) -> u32 {
+    // SAFETY: `raw(pdev)` is a valid `pci_dev`.
+    let mps = unsafe { bindings::pcie_get_mps(raw(pdev)) };
+    u32::try_from(mps).unwrap_or(0)
+}
+
+/// Sets the Max_Read_Request_Size (the PCI core applies its own policy; result ignored as
+/// upstream does).
+pub(crate) fn pcie_set_readrq(pdev: &pci::Device, bytes: u32) {
+    // SAFETY: `raw(pdev)` is a valid `pci_dev`.
+    unsafe { bindings::pcie_set_readrq(raw(pdev), i32::try_from(bytes).unwrap_or(i32::MAX)) };
+}
+
+/// Reads 4 bytes of VPD at `addr`.
+pub(crate) fn read_vpd(pdev: &pci::Device, addr: u16) -> Result<u32> {
+    let mut data = [0u8; 4];
+    // SAFETY: `raw(pdev)` is a valid `pci_dev`; `data` is a valid 4-byte buffer.
+    let ret =
+        unsafe { bindings::pci_read_vpd(raw(pdev), i64::from(addr), 4, data.as_mut_ptr().cast()) };
+    if ret < 0 {
+        return Err(Error::from_errno(ret as i32));
+    }
+    Ok(u32::from_le_bytes(data))
+}
+
+/// Writes 4 bytes of VPD at `addr`; returns the bytes written.
+pub(crate) fn write_vpd(pdev: &pci::Device, addr: u16, val: u32) -> Result<usize> {
+    let data = val.to_le_bytes();
+    // SAFETY: `raw(pdev)` is a valid `pci_dev`; `data` is a valid 4-byte buffer.
+    let ret =
+        unsafe { bindings::pci_write_vpd(raw(pdev), i64::from(addr), 4, data.as_ptr().cast()) };
+    if ret < 0 {
+        return Err(Error::from_errno(ret as i32));
+    }
+    Ok(ret as usize)
+}
+
+/// `pdev->pcie_flags_reg`: the PCIe capability's flags (0 if not PCIe).
+pub(crate) fn pcie_flags(pdev: &pci::Device) -> u16 {
+    // SAFETY: `raw(pdev)` is a valid `pci_dev`.
+    unsafe { sys::vpr_pcie_flags(raw(pdev)) }
+}
+
+/// `pdev->no_command_memory`: memory decode is not controlled by COMMAND (VFs).
+pub(crate) fn no_command_memory(pdev: &pci::Device) -> bool {
+    // SAFETY: `raw(pdev)` is a valid `pci_dev`.
+    unsafe { sys::vpr_no_command_memory(raw(pdev)) }
+}
+
+/// Length of the platform's shadow copy of the ROM, 0 when there is none.
+pub(crate) fn shadow_rom_len(pdev: &pci::Device) -> u64 {
+    // SAFETY: `raw(pdev)` is a valid `pci_dev`.
+    unsafe { sys::vpr_shadow_rom_len(raw(pdev)) }
+}

@@ -190,11 +190,6 @@ void vpr_rom_unmap(struct pci_dev *pdev, void __iomem *io)
 		iounmap(io);
 }
 
-bool vpr_has_shadow_rom(struct pci_dev *pdev)
-{
-	return pdev->rom && pdev->romlen;
-}
-
 u8 vpr_msix_cap(struct pci_dev *pdev)
 {
 	return pdev->msix_cap;
@@ -284,4 +279,19 @@ struct dentry *vpr_debugfs_add(struct pci_dev *pdev, struct vfio_device *vdev)
 void vpr_debugfs_remove(struct dentry *dir)
 {
 	debugfs_remove_recursive(dir);
+}
+
+u16 vpr_pcie_flags(struct pci_dev *pdev)
+{
+	return pdev->pcie_flags_reg;
+}
+
+bool vpr_no_command_memory(struct pci_dev *pdev)
+{
+	return pdev->no_command_memory;
+}
+
+u64 vpr_shadow_rom_len(struct pci_dev *pdev)
+{
+	return pdev->rom ? pdev->romlen : 0;
 }

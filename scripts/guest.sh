@@ -25,7 +25,7 @@ timeout --foreground "$timeout_s" qemu-system-x86_64 \
 	-drive file="$nvme_img",if=none,id=nvm,format=raw -device nvme,serial=vpr0,drive=nvm,bus=rp5 \
 	-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.cpio.gz" \
 	-append "console=ttyS0 intel_iommu=on panic=-1 loglevel=6 vpr.mode=$mode" \
-	-display none -serial stdio -monitor none -no-reboot 2>&1 | tee "$log"
+	${VPR_QEMU_EXTRA:-} -display none -serial stdio -monitor none -no-reboot 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 end=$(date +%s.%N)

@@ -24,7 +24,7 @@ for bdf in $(test_bdfs); do [ "$(driver_of "$bdf")" = vfio_pci_rs ] && bound="$b
 # --- Bridges are refused ------------------------------------------------------------------
 bridge=""
 for d in /sys/bus/pci/devices/*; do
-	if [ "$(cat $d/class)" = 0x060400 ] && [ -z "$(ls -d $d/0000:* 2>/dev/null)" ]; then
+	if [ "$(cat $d/class)" = 0x060400 ] && ! ls -d "$d"/0000:* >/dev/null 2>&1; then
 		bridge=$(basename "$d"); break
 	fi
 done
@@ -56,6 +56,10 @@ for drv in $DRIVERS; do
 			vfio-test all --mode "$mode" --dump /tmp/out/$drv "$bdf" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok [0-9]* \)/\1$drv./"
 		done
 	done
+	# Race: readers of the ivshmem mapping against MEM toggling and resets.
+	bdf=$(bdf_of 1af4:1110)
+	echo "# vfio-test mmap-race --mode cdev $bdf with $drv"
+	vfio-test mmap-race --mode cdev "$bdf" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok [0-9]* \)/\1$drv./"
 	for bdf in $(test_bdfs); do release "$bdf"; done
 done
 

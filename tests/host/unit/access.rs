@@ -32,7 +32,10 @@ fn split_at_dwords_in_unassigned_space() {
     wr(&mut cs, &mut f, 0xc5, &[1, 2, 3]);
     assert_eq!(
         f.writes(),
-        vec![Ev::Write(0xc5, Width::Byte, 1), Ev::Write(0xc6, Width::Word, 0x0302)]
+        vec![
+            Ev::Write(0xc5, Width::Byte, 1),
+            Ev::Write(0xc6, Width::Word, 0x0302)
+        ]
     );
     f.ev.clear();
     rd(&mut cs, &mut f, 0xc3, 3);
@@ -85,7 +88,10 @@ fn out_of_range_is_efault() {
     assert_eq!(cs.rw(&mut f, 256, &mut buf[..1], false), Err(Errno::EFAULT));
     assert_eq!(cs.rw(&mut f, 255, &mut buf, false), Err(Errno::EFAULT));
     assert_eq!(cs.rw(&mut f, 255, &mut buf, true), Err(Errno::EFAULT));
-    assert_eq!(cs.rw(&mut f, 0xff_ffff_ffff, &mut buf, false), Err(Errno::EFAULT));
+    assert_eq!(
+        cs.rw(&mut f, 0xff_ffff_ffff, &mut buf, false),
+        Err(Errno::EFAULT)
+    );
     assert!(f.ev.is_empty(), "nothing accessed");
     assert_eq!(cs.rw(&mut f, 255, &mut buf[..1], false), Ok(1));
     // A zero-length access succeeds anywhere.
@@ -94,7 +100,10 @@ fn out_of_range_is_efault() {
     let mut b4 = [0u8; 4];
     assert_eq!(cs.rw(&mut f, 7 << 40, &mut b4, false), Ok(4));
     assert_eq!(u32::from_le_bytes(b4), 0x11e8_1234);
-    assert_eq!(cs.rw(&mut f, u64::MAX, &mut b4[..1], false), Err(Errno::EFAULT));
+    assert_eq!(
+        cs.rw(&mut f, u64::MAX, &mut b4[..1], false),
+        Err(Errno::EFAULT)
+    );
 
     let (mut cs, mut f) = igb().open();
     assert_eq!(cs.rw(&mut f, 4095, &mut buf[..1], false), Ok(1));
@@ -123,9 +132,16 @@ fn hardware_errors_propagate() {
     assert_eq!(cs.rw(&mut f, 4, &mut [4, 0], true), Err(Errno(5)));
     assert_eq!(
         f.effects(),
-        vec![Ev::Lock(true), Ev::Write(4, Width::Word, 4), Ev::Unlock(None)]
+        vec![
+            Ev::Lock(true),
+            Ev::Write(4, Width::Word, 4),
+            Ev::Unlock(None)
+        ]
     );
-    assert!(cs.memory_enabled(), "virtual MEM unchanged after a failed write");
+    assert!(
+        cs.memory_enabled(),
+        "virtual MEM unchanged after a failed write"
+    );
 }
 
 #[test]

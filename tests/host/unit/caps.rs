@@ -11,7 +11,12 @@ fn igb_chains() {
     let (mut cs, mut f) = igb().open();
     assert_eq!(
         user_caps(&mut cs, &mut f),
-        vec![(IGB_PM, 0x01), (IGB_MSI, 0x05), (IGB_MSIX, 0x11), (IGB_EXP, 0x10)]
+        vec![
+            (IGB_PM, 0x01),
+            (IGB_MSI, 0x05),
+            (IGB_MSIX, 0x11),
+            (IGB_EXP, 0x10)
+        ]
     );
     assert_eq!(
         user_ecaps(&mut cs, &mut f),
@@ -70,7 +75,11 @@ fn pm_virtualization() {
     assert_eq!(rdv(&mut cs, &mut f, IGB_PM as u64 + 4, 2), 0x0000);
     f.ev.clear();
     // A dword write at PM_CTRL, states D0..D2.
-    for (v, st) in [(0u32, PowerState::D0), (1, PowerState::D1), (2, PowerState::D2)] {
+    for (v, st) in [
+        (0u32, PowerState::D0),
+        (1, PowerState::D1),
+        (2, PowerState::D2),
+    ] {
         wrv(&mut cs, &mut f, IGB_PM as u64 + 4, 4, v);
         assert_eq!(f.effects().last(), Some(&Ev::Power(st)));
     }
@@ -123,7 +132,11 @@ fn pcie_devctl_fields() {
     assert_eq!(rdv(&mut cs, &mut f, devctl, 2), 0x2810);
     // Other DEVCTL bits go to hardware.
     wrv(&mut cs, &mut f, devctl, 2, 0x2c1f);
-    assert_eq!(f.get(IGB_EXP + 8, 2), 0x2c1f, "MRRS bits kept from hardware");
+    assert_eq!(
+        f.get(IGB_EXP + 8, 2),
+        0x2c1f,
+        "MRRS bits kept from hardware"
+    );
     // MRRS change: pcie_set_readrq(max(mrrs, mps)).
     f.ev.clear();
     f.mps = 256;
@@ -182,7 +195,10 @@ fn msi_address_data_virtual() {
     assert_eq!(f.get(IGB_MSI + 4, 4), 0);
     // Mask and pending bits go to hardware.
     wrv(&mut cs, &mut f, m + 0x10, 4, 1);
-    assert_eq!(f.writes(), vec![Ev::Write((IGB_MSI + 0x10) as u16, Width::Dword, 1)]);
+    assert_eq!(
+        f.writes(),
+        vec![Ev::Write((IGB_MSI + 0x10) as u16, Width::Dword, 1)]
+    );
     assert_eq!(rdv(&mut cs, &mut f, m + 0x10, 4), 1);
 }
 
@@ -192,7 +208,10 @@ fn msi_flags_write() {
     let m = IGB_MSI as u64;
     // MSI not enabled through SET_IRQS: ENABLE is cleared, QSIZE clamped to msi_qmax (0).
     wrv(&mut cs, &mut f, m + 2, 2, 0x01b1);
-    assert_eq!(f.writes(), vec![Ev::Write((IGB_MSI + 2) as u16, Width::Word, 0x0180)]);
+    assert_eq!(
+        f.writes(),
+        vec![Ev::Write((IGB_MSI + 2) as u16, Width::Word, 0x0180)]
+    );
     assert_eq!(rdv(&mut cs, &mut f, m + 2, 2), 0x0180);
     // MSI enabled with 4 vectors: the user may set ENABLE, QSIZE is clamped to 2.
     f.msi = MsiIrqState {
@@ -201,12 +220,18 @@ fn msi_flags_write() {
     };
     f.ev.clear();
     wrv(&mut cs, &mut f, m + 2, 1, 0xd1);
-    assert_eq!(f.writes(), vec![Ev::Write((IGB_MSI + 2) as u16, Width::Word, 0x01a1)]);
+    assert_eq!(
+        f.writes(),
+        vec![Ev::Write((IGB_MSI + 2) as u16, Width::Word, 0x01a1)]
+    );
     assert_eq!(rdv(&mut cs, &mut f, m + 2, 2), 0x01a1);
     // A 2-byte write of ID/next also rewrites the flags to hardware (offset + count >= 2).
     f.ev.clear();
     wrv(&mut cs, &mut f, m, 2, 0xffff);
-    assert_eq!(f.writes(), vec![Ev::Write((IGB_MSI + 2) as u16, Width::Word, 0x01a1)]);
+    assert_eq!(
+        f.writes(),
+        vec![Ev::Write((IGB_MSI + 2) as u16, Width::Word, 0x01a1)]
+    );
     // The upper flags byte is neither virtual nor writable.
     f.ev.clear();
     wrv(&mut cs, &mut f, m + 3, 1, 0x00);
@@ -329,7 +354,10 @@ fn other_std_caps_lengths() {
         .w8(0x43, 0x20) // HT with a 3-bit type: short, 24 bytes
         .w8(0x64, 0x0f); // SATA, inline registers: 16 bytes
     let (mut cs, mut f) = d.open();
-    assert_eq!(user_caps(&mut cs, &mut f), vec![(0x40, 0x08), (0x60, 0x12), (0x80, 0x02)]);
+    assert_eq!(
+        user_caps(&mut cs, &mut f),
+        vec![(0x40, 0x08), (0x60, 0x12), (0x80, 0x02)]
+    );
     assert_eq!(cs.cap_id_at(0x57), Some(0x08));
     assert_eq!(cs.cap_id_at(0x58), Some(0xff));
     assert_eq!(cs.cap_id_at(0x6f), Some(0x12));
@@ -346,8 +374,15 @@ fn other_std_caps_lengths() {
 #[test]
 fn hidden_std_caps_unlinked_and_raw() {
     let mut d = Dev::new(0x1000, 0x0008, 256);
-    d.chain(&[(0x40, 0x04), (0x48, 0x01), (0x50, 0x0c), (0x58, 0x00), (0x60, 0x05), (0x70, 0x20)])
-        .w16(0x62, 0x0000);
+    d.chain(&[
+        (0x40, 0x04),
+        (0x48, 0x01),
+        (0x50, 0x0c),
+        (0x58, 0x00),
+        (0x60, 0x05),
+        (0x70, 0x20),
+    ])
+    .w16(0x62, 0x0000);
     let (mut cs, mut f) = d.open();
     assert_eq!(user_caps(&mut cs, &mut f), vec![(0x48, 0x01), (0x60, 0x05)]);
     assert_eq!(rdv(&mut cs, &mut f, 0x34, 1), 0x48);
@@ -374,7 +409,9 @@ fn all_caps_hidden_clears_cap_list() {
 #[test]
 fn cap_list_loop_is_bounded() {
     let mut d = Dev::new(0x1000, 0x000a, 256);
-    d.chain(&[(0x40, 0x01), (0x48, 0x09)]).w8(0x49, 0x40).w8(0x4a, 8);
+    d.chain(&[(0x40, 0x01), (0x48, 0x09)])
+        .w8(0x49, 0x40)
+        .w8(0x4a, 8);
     let (mut cs, mut f) = d.open();
     assert_eq!(user_caps(&mut cs, &mut f).len(), 48);
 }
@@ -439,7 +476,10 @@ fn pwr_and_vendor_ecaps() {
     wrv(&mut cs, &mut f, 0x104, 4, 0xff);
     assert!(f.effects().is_empty());
     wrv(&mut cs, &mut f, 0x108, 4, 0xffff_ffff);
-    assert_eq!(f.writes(), vec![Ev::Write(0x108, Width::Dword, 0x0000_00ff)]);
+    assert_eq!(
+        f.writes(),
+        vec![Ev::Write(0x108, Width::Dword, 0x0000_00ff)]
+    );
     // Extended VNDR and DVSEC: raw writes, header included; reads keep the virtual header.
     f.ev.clear();
     wrv(&mut cs, &mut f, 0x118, 4, 0x1111_2222);
@@ -479,9 +519,17 @@ fn ecap_first_hidden_placeholder() {
 fn ecap_middle_hidden_skipped() {
     let mut d = Dev::new(0x1000, 0x000d, 4096);
     d.chain(&[(0x40, 0x10)]).w16(0x42, 0x0002);
-    d.echain(&[(0x100, 0x01, 2), (0x140, 0x1f, 1), (0x150, 0x1b, 1), (0x160, 0x0e, 1)]);
+    d.echain(&[
+        (0x100, 0x01, 2),
+        (0x140, 0x1f, 1),
+        (0x150, 0x1b, 1),
+        (0x160, 0x0e, 1),
+    ]);
     let (mut cs, mut f) = d.open();
-    assert_eq!(user_ecaps(&mut cs, &mut f), vec![(0x100, 0x01), (0x160, 0x0e)]);
+    assert_eq!(
+        user_ecaps(&mut cs, &mut f),
+        vec![(0x100, 0x01), (0x160, 0x0e)]
+    );
     assert_eq!(rdv(&mut cs, &mut f, 0x100, 4), 0x1602_0001);
     assert_eq!(cs.cap_id_at(0x140), Some(0xff));
     assert_eq!(cs.cap_id_at(0x150), Some(0xff));
@@ -548,7 +596,13 @@ fn ecap_variable_lengths() {
     d.w32(0x1c4, 1).w32(0x1c8, 0x4);
     d.w8(0x244, 3);
     let (cs, _f) = d.open();
-    for (start, len) in [(0x100, 16), (0x140, 20), (0x180, 20), (0x1c0, 0x50), (0x240, 20)] {
+    for (start, len) in [
+        (0x100, 16),
+        (0x140, 20),
+        (0x180, 20),
+        (0x1c0, 0x50),
+        (0x240, 20),
+    ] {
         let id = cs.cap_id_at(start).unwrap();
         assert_eq!(cs.cap_id_at(start + len - 1), Some(id), "{start:#x}");
         assert_eq!(cs.cap_id_at(start + len), Some(0xff), "{start:#x}");
@@ -572,7 +626,12 @@ fn ecap_past_end_fails_init() {
 
 #[test]
 fn rc_end_and_v1_pcie_lengths() {
-    for (flags, len) in [(0x0001u16, 20usize), (0x0091, 0xc), (0x0092, 0x2c), (0x0002, 0x34)] {
+    for (flags, len) in [
+        (0x0001u16, 20usize),
+        (0x0091, 0xc),
+        (0x0092, 0x2c),
+        (0x0002, 0x34),
+    ] {
         let mut d = Dev::new(0x1000, 0x0013, 256);
         d.chain(&[(0x40, 0x10)]).w16(0x42, flags);
         d.facts.pcie_flags = flags;

@@ -53,7 +53,12 @@ pub(crate) fn igb() -> Dev {
         .mem_bar(3, 0xfe84_0000, 16 << 10, false, false)
         .w8(0x3c, 0x0a)
         .w8(0x3d, 0x01)
-        .chain(&[(IGB_PM, 0x01), (IGB_MSI, 0x05), (IGB_MSIX, 0x11), (IGB_EXP, 0x10)]);
+        .chain(&[
+            (IGB_PM, 0x01),
+            (IGB_MSI, 0x05),
+            (IGB_MSIX, 0x11),
+            (IGB_EXP, 0x10),
+        ]);
     // PM: version 3, PME from D0/D3hot/D3cold; PMCSR: NoSoftReset, PME_En, PME_Status.
     d.w16(IGB_PM + 2, 0xc823).w16(IGB_PM + 4, 0x8108);
     // MSI: 64-bit, per-vector masking, 1 vector capable.
@@ -72,7 +77,12 @@ pub(crate) fn igb() -> Dev {
         .w32(IGB_EXP + 0x24, 0x0000_0016) // DEVCAP2
         .w16(IGB_EXP + 0x28, 0x0020); // DEVCTL2: ARI
     d.facts.pcie_flags = 0x0002;
-    d.echain(&[(0x100, 0x01, 2), (0x140, 0x03, 1), (0x150, 0x0e, 1), (0x160, 0x10, 1)]);
+    d.echain(&[
+        (0x100, 0x01, 2),
+        (0x140, 0x03, 1),
+        (0x150, 0x0e, 1),
+        (0x160, 0x10, 1),
+    ]);
     d.w32(0x100 + 0x18, 0x0000_00a0) // AER CAP: ECRC gen/check capable
         .w32(0x144, 0x1234_5678) // DSN
         .w32(0x148, 0x9abc_def0)
@@ -101,7 +111,9 @@ pub(crate) fn nvme() -> Dev {
         .mem_bar(0, 0xfe00_0000, 16 << 10, false, true)
         .w8(0x3d, 0x01)
         .chain(&[(NVME_EXP, 0x10), (NVME_PM, 0x01), (NVME_MSIX, 0x11)]);
-    d.w16(NVME_MSIX + 2, 0x0040).w32(NVME_MSIX + 4, 0x2000).w32(NVME_MSIX + 8, 0x3000);
+    d.w16(NVME_MSIX + 2, 0x0040)
+        .w32(NVME_MSIX + 4, 0x2000)
+        .w32(NVME_MSIX + 8, 0x3000);
     d.w16(NVME_PM + 2, 0x0003);
     // PCIe v2 endpoint without FLR.
     d.w16(NVME_EXP + 2, 0x0002)

@@ -183,7 +183,8 @@ impl Fake {
                     g.violations.push(format!("MSI enable written {flags:#x}"));
                 }
                 if (flags & 0x70) >> 4 > u16::from(self.msi.qmax) {
-                    g.violations.push(format!("MSI QSIZE above qmax {flags:#x}"));
+                    g.violations
+                        .push(format!("MSI QSIZE above qmax {flags:#x}"));
                 }
             }
         }
@@ -339,7 +340,14 @@ impl Dev {
     }
 
     /// Sets a 32-bit memory BAR (or the low half of a 64-bit one) with its resource.
-    pub(crate) fn mem_bar(&mut self, i: usize, addr: u64, len: u64, pref: bool, is64: bool) -> &mut Dev {
+    pub(crate) fn mem_bar(
+        &mut self,
+        i: usize,
+        addr: u64,
+        len: u64,
+        pref: bool,
+        is64: bool,
+    ) -> &mut Dev {
         let mut v = addr as u32;
         if pref {
             v |= 8;
@@ -391,7 +399,10 @@ impl Dev {
     pub(crate) fn echain(&mut self, caps: &[(usize, u16, u8)]) -> &mut Dev {
         for (k, &(pos, id, ver)) in caps.iter().enumerate() {
             let next = caps.get(k + 1).map_or(0, |c| c.0 as u32);
-            self.w32(pos, u32::from(id) | (u32::from(ver & 0xf) << 16) | (next << 20));
+            self.w32(
+                pos,
+                u32::from(id) | (u32::from(ver & 0xf) << 16) | (next << 20),
+            );
         }
         self
     }

@@ -157,7 +157,13 @@ fn gen_device(r: &mut Rng) -> Spec {
     };
 
     // Standard capabilities.
-    let mut menu = vec![StdCap::Pm, StdCap::Msi, StdCap::Msix, StdCap::Vpd, StdCap::Af];
+    let mut menu = vec![
+        StdCap::Pm,
+        StdCap::Msi,
+        StdCap::Msix,
+        StdCap::Vpd,
+        StdCap::Af,
+    ];
     menu.push(StdCap::Vndr);
     menu.push(StdCap::Pcix);
     if big || r.chance(30) {
@@ -294,7 +300,8 @@ fn gen_device(r: &mut Rng) -> Spec {
                         a[pos + 0x29] = 0xff;
                     }
                     let flr = r.chance(50);
-                    let devcap = (r.next() as u32 & !0x1000_0000) | if flr { 0x1000_0000 } else { 0 };
+                    let devcap =
+                        (r.next() as u32 & !0x1000_0000) | if flr { 0x1000_0000 } else { 0 };
                     spec.dev.w32(pos + 4, devcap);
                     // Initiate FLR reads as 0 in hardware.
                     spec.dev.img[pos + 9] &= 0x7f;
@@ -383,7 +390,10 @@ fn gen_device(r: &mut Rng) -> Spec {
         }
         if ext_parsed && !eplaced.is_empty() {
             for (k, &(p, id, len)) in eplaced.iter().enumerate() {
-                let known = matches!(id, 0x01 | 0x03 | 0x0e | 0x10 | 0x18 | 0x04 | 0x0b | 0x23 | 0x0d);
+                let known = matches!(
+                    id,
+                    0x01 | 0x03 | 0x0e | 0x10 | 0x18 | 0x04 | 0x0b | 0x23 | 0x0d
+                );
                 let a = &mut spec.allowed;
                 if !known {
                     if k == 0 {
@@ -456,7 +466,11 @@ fn check_bars(cs: &mut ConfigSpace, f: &mut Fake, spec: &Spec) {
         } else {
             let flags = if res.prefetch { 8 } else { 0 } | if res.mem64 { 4 } else { 0 };
             assert_eq!(v & 0xf, flags, "BAR{i} {v:#x}");
-            assert_eq!(v & !0xf & (res.len.min(1 << 32) as u32).wrapping_sub(1), 0, "BAR{i} {v:#x}");
+            assert_eq!(
+                v & !0xf & (res.len.min(1 << 32) as u32).wrapping_sub(1),
+                0,
+                "BAR{i} {v:#x}"
+            );
             if res.mem64 {
                 i += 1;
                 let mut b = [0u8; 4];
@@ -516,7 +530,8 @@ fn run_structured(seed: u64, ops: usize) -> Stats {
         };
         f.mps = 128 << r.below(6);
         let mut cs = Box::new(ConfigSpace::new());
-        cs.init(&facts, &mut f).expect("init of a well-formed device");
+        cs.init(&facts, &mut f)
+            .expect("init of a well-formed device");
         f.ev.clear();
         st.devices += 1;
         let cfg = usize::from(facts.cfg_size);
@@ -557,7 +572,10 @@ fn run_structured(seed: u64, ops: usize) -> Stats {
             }
             if pos + len > cfg {
                 assert_eq!(res, Err(Errno::EFAULT), "pos {pos:#x} len {len}");
-                assert!(f.ev.len() == start, "out-of-range access touched the device");
+                assert!(
+                    f.ev.len() == start,
+                    "out-of-range access touched the device"
+                );
                 st.efault += 1;
                 continue;
             }
@@ -584,7 +602,11 @@ fn run_structured(seed: u64, ops: usize) -> Stats {
             }
 
             if let Some(g) = f.guard.as_ref() {
-                assert!(g.violations.is_empty(), "seed {seed:#x}: {:?}", g.violations);
+                assert!(
+                    g.violations.is_empty(),
+                    "seed {seed:#x}: {:?}",
+                    g.violations
+                );
             }
             assert!(!f.locked);
 
@@ -742,7 +764,10 @@ fn fuzz_garbage_devices() {
         if r.chance(70) {
             img[0x34] &= 0xfc;
         }
-        let eids = [1u16, 2, 3, 4, 8, 9, 0xb, 0xd, 0xe, 0x10, 0x15, 0x16, 0x17, 0x23, 0x1e, 0x1ff, 0x1fe, 0x100];
+        let eids = [
+            1u16, 2, 3, 4, 8, 9, 0xb, 0xd, 0xe, 0x10, 0x15, 0x16, 0x17, 0x23, 0x1e, 0x1ff, 0x1fe,
+            0x100,
+        ];
         for p in (0x100..0x1000).step_by(4) {
             if r.chance(10) {
                 let id = eids[r.below(eids.len() as u64) as usize];
@@ -766,7 +791,11 @@ fn fuzz_garbage_devices() {
             pcie_flags: r.next() as u16,
             rom_start: if r.chance(50) { r.next() } else { 0 },
             rom_len: r.next() >> r.below(64),
-            shadow_rom_len: if r.chance(50) { r.next() >> r.below(64) } else { 0 },
+            shadow_rom_len: if r.chance(50) {
+                r.next() >> r.below(64)
+            } else {
+                0
+            },
             ..Default::default()
         };
         for b in facts.bars.iter_mut() {
@@ -794,7 +823,11 @@ fn fuzz_garbage_devices() {
         for _ in 0..r.range(50, 1000) {
             ops += 1;
             f.ev.clear();
-            let pos = if r.chance(95) { r.below(4200) } else { r.next() };
+            let pos = if r.chance(95) {
+                r.below(4200)
+            } else {
+                r.next()
+            };
             let len = r.below(40) as usize;
             let mut data: Vec<u8> = (0..len).map(|_| r.byte()).collect();
             let write = r.chance(50);

@@ -78,7 +78,10 @@ fn bar_sizing_mem32() {
     assert_eq!(rd(&mut cs, &mut f, 0x10, 4), vec![0x00, 0x00, 0xf0, 0xff]);
     // The physical BAR is never written, never even read for a BAR read.
     assert!(f.writes().is_empty());
-    assert!(f.reads().iter().all(|e| !matches!(e, Ev::Read(0x10..=0x27, _))));
+    assert!(f
+        .reads()
+        .iter()
+        .all(|e| !matches!(e, Ev::Read(0x10..=0x27, _))));
     assert_eq!(f.get(0x10, 4), 0xfea0_0000);
 }
 
@@ -129,7 +132,8 @@ fn bar_fixup_type64_quirk_on_tiny_io_bar() {
     // Upstream tests MEM_TYPE_64 on the fixed-up value: a 4-byte I/O BAR keeps bit 2 of what
     // the user wrote, and the next BAR is then treated as its upper half (left unmasked).
     let mut d = Dev::new(0x1000, 0x0001, 256);
-    d.io_bar(0, 0x1000, 4).mem_bar(1, 0xfe00_0000, 0x1000, false, false);
+    d.io_bar(0, 0x1000, 4)
+        .mem_bar(1, 0xfe00_0000, 0x1000, false, false);
     let (mut cs, mut f) = d.open();
     wrv(&mut cs, &mut f, 0x10, 4, 0xffff_ffff);
     wrv(&mut cs, &mut f, 0x14, 4, 0xffff_ffff);
@@ -202,7 +206,11 @@ fn command_mem_off_zaps_every_time() {
     wrv(&mut cs, &mut f, 4, 2, 0x0004);
     assert_eq!(
         f.effects(),
-        vec![Ev::Lock(true), Ev::Write(4, Width::Word, 0x0004), Ev::Unlock(Some(false))]
+        vec![
+            Ev::Lock(true),
+            Ev::Write(4, Width::Word, 0x0004),
+            Ev::Unlock(Some(false))
+        ]
     );
     assert!(!cs.memory_enabled());
     assert_eq!(f.get(4, 2), 0x0004);
@@ -211,14 +219,22 @@ fn command_mem_off_zaps_every_time() {
     wrv(&mut cs, &mut f, 4, 2, 0x0000);
     assert_eq!(
         f.effects(),
-        vec![Ev::Lock(true), Ev::Write(4, Width::Word, 0x0000), Ev::Unlock(Some(false))]
+        vec![
+            Ev::Lock(true),
+            Ev::Write(4, Width::Word, 0x0000),
+            Ev::Unlock(Some(false))
+        ]
     );
     f.ev.clear();
     // A byte write at offset 4 is a COMMAND write too.
     wrv(&mut cs, &mut f, 4, 1, 0x02);
     assert_eq!(
         f.effects(),
-        vec![Ev::Lock(false), Ev::Write(4, Width::Byte, 0x02), Ev::Unlock(Some(true))]
+        vec![
+            Ev::Lock(false),
+            Ev::Write(4, Width::Byte, 0x02),
+            Ev::Unlock(Some(true))
+        ]
     );
     assert!(cs.memory_enabled());
 }
@@ -401,12 +417,7 @@ fn header_passthrough_fields() {
     let (mut cs, mut f) = edu().open();
     // Cache line size, latency timer and BIST go to hardware.
     wrv(&mut cs, &mut f, 0xc, 4, 0xaabb_ccdd);
-    assert_eq!(
-        f.writes(),
-        vec![
-            Ev::Write(0xc, Width::Dword, 0xaa00_ccdd),
-        ]
-    );
+    assert_eq!(f.writes(), vec![Ev::Write(0xc, Width::Dword, 0xaa00_ccdd),]);
     // Vendor/device, class, subsystem, capability pointer: dropped.
     f.ev.clear();
     wrv(&mut cs, &mut f, 0, 4, 0);

@@ -1,0 +1,156 @@
+// SPDX-License-Identifier: GPL-2.0
+
+//! The driver side of config-space virtualization: the hardware access and the side effects
+//! (`ConfigBackend`) that the pure model in `config_space` asks for.
+//!
+//! The model decides; this executes, with the locking the driver owns: COMMAND writes that
+//! clear MEM, D3hot entry and FLR all zap every BAR mapping right after taking the memory lock
+//! for write, and change the hardware before releasing it. The model runs under the `open`
+//! mutex, which comes before the memory lock in the lock order.
+
+use kernel::prelude::*;
+
+use crate::{
+    config_space::{
+        ConfigBackend,
+        Errno,
+        MsiIrqState,
+        PowerState,
+        Width, //
+    },
+    device::{
+        MemoryState,
+        VfioPciDevice, //
+    },
+    ffi::{
+        pci as rawpci,
+        rwsem::WriteGuard,
+        vfio::Device, //
+    },
+};
+
+/// Converts a kernel error to the model's errno.
+pub(crate) fn to_errno(e: Error) -> Errno {
+    Errno(-e.to_errno())
+}
+
+/// Converts the model's errno to a kernel error.
+pub(crate) fn from_errno(e: Errno) -> Error {
+    Error::from_errno(-e.0)
+}
+
+/// One config-space operation's view of the device.
+pub(crate) struct ConfigHw<'a> {
+    dev: &'a VfioPciDevice,
+    vfio: &'a Device,
+    pci_2_3: bool,
+    virq_disabled: &'a mut bool,
+    /// Held between `memory_write_lock` and `memory_write_unlock`.
+    memory: Option<WriteGuard<'a, MemoryState>>,
+}
+
+impl<'a> ConfigHw<'a> {
+    /// A backend for `dev`, using INTx masking (`pci_2_3`) and the virtual INTx-disable state.
+    pub(crate) fn new(
+        dev: &'a VfioPciDevice,
+        vfio: &'a Device,
+        pci_2_3: bool,
+        virq_disabled: &'a mut bool,
+    ) -> Self {
+        Self {
+            dev,
+            vfio,
+            pci_2_3,
+            virq_disabled,
+            memory: None,
+        }
+    }
+}
+
+impl ConfigBackend for ConfigHw<'_> {
+    fn hw_read(&mut self, offset: u16, width: Width) -> Result<u32, Errno> {
+        rawpci::user_read_config(self.dev.pdev(), offset, width.bytes()).map_err(to_errno)
+    }
+
+    fn hw_write(&mut self, offset: u16, width: Width, value: u32) -> Result<(), Errno> {
+        rawpci::user_write_config(self.dev.pdev(), offset, width.bytes(), value).map_err(to_errno)
+    }
+
+    fn memory_write_lock(&mut self, zap: bool) {
+        self.memory = Some(if zap {
+            self.dev.zap_and_write_memory(self.vfio)
+        } else {
+            self.dev.write_memory()
+        });
+    }
+
+    fn memory_write_unlock(&mut self, memory_enabled: Option<bool>) {
+        if let (Some(mem), Some(enabled)) = (self.memory.as_mut(), memory_enabled) {
+            mem.set_decode(enabled);
+        }
+        self.memory = None;
+    }
+
+    fn set_power_state(&mut self, state: PowerState) {
+        let d = match state {
+            PowerState::D0 => 0,
+            PowerState::D1 => 1,
+            PowerState::D2 => 2,
+            PowerState::D3Hot => 3,
+        };
+        let _mem = if d == 3 {
+            self.dev.zap_and_write_memory(self.vfio)
+        } else {
+            self.dev.write_memory()
+        };
+        let _ = rawpci::set_power_state(self.dev.pdev(), d);
+    }
+
+    fn function_reset(&mut self) {
+        let _mem = self.dev.zap_and_write_memory(self.vfio);
+        let _ = rawpci::try_reset_function(self.dev.pdev());
+    }
+
+    fn virq_disabled(&self) -> bool {
+        *self.virq_disabled
+    }
+
+    fn set_virq_disabled(&mut self, disabled: bool) {
+        *self.virq_disabled = disabled;
+        // INTx delivery is not enabled: the physical bit follows the virtual one.
+        if self.pci_2_3 {
+            rawpci::intx(self.dev.pdev(), !disabled);
+        }
+    }
+
+    fn pcie_get_mps(&mut self) -> u32 {
+        rawpci::pcie_get_mps(self.dev.pdev())
+    }
+
+    fn pcie_set_readrq(&mut self, bytes: u32) {
+        rawpci::pcie_set_readrq(self.dev.pdev(), bytes);
+    }
+
+    fn vpd_read(&mut self, addr: u16) -> Result<u32, Errno> {
+        rawpci::read_vpd(self.dev.pdev(), addr).map_err(to_errno)
+    }
+
+    fn vpd_write(&mut self, addr: u16, data: u32) -> Result<usize, Errno> {
+        rawpci::write_vpd(self.dev.pdev(), addr, data).map_err(to_errno)
+    }
+
+    fn msi_irq_state(&self) -> MsiIrqState {
+        // MSI is never enabled through SET_IRQS yet.
+        MsiIrqState {
+            msi_enabled: false,
+            qmax: 0,
+        }
+    }
+
+    fn bar_restore_notice(&mut self) {
+        dev_info!(
+            self.dev.pdev().as_ref(),
+            "vfio_pci_rs: reset recovery - restoring BARs\n"
+        );
+    }
+}
