@@ -24,7 +24,8 @@ for bdf in $(test_bdfs); do [ "$(driver_of "$bdf")" = vfio_pci_rs ] && bound="$b
 # --- Bridges are refused ------------------------------------------------------------------
 bridge=""
 for d in /sys/bus/pci/devices/*; do
-	if [ "$(cat $d/class)" = 0x060400 ] && ! ls -d "$d"/0000:* >/dev/null 2>&1; then
+	# A root port with no device behind it (its port services are named BDF:pcieNNN).
+	if [ "$(cat $d/class)" = 0x060400 ] && ! ls -d "$d"/????:??:??.? >/dev/null 2>&1; then
 		bridge=$(basename "$d"); break
 	fi
 done
