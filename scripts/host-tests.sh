@@ -13,3 +13,11 @@ for crate in tests/host tests/client; do
 		echo "$name 1"
 	fi
 done
+# The long fuzz of the config-space model (10 million accesses unless VPR_FUZZ_OPS says).
+if (cd "$top/tests/host" && cargo test -q --release -- --ignored --nocapture fuzz_long) >"$out/fuzz.log" 2>&1; then
+	grep '^fuzz:' "$out/fuzz.log" >&2
+	echo "host.fuzz_long 0"
+else
+	tail -n 30 "$out/fuzz.log" >&2
+	echo "host.fuzz_long 1"
+fi

@@ -19,6 +19,9 @@ cp "$top/vfio_pci_rs.ko" "$root/lib/modules/$kver/extra/"
 depmod -b "$root" "$kver"
 
 cp "$top/tests/client/target/x86_64-unknown-linux-gnu/release/vfio-test" "$root/bin/"
+if [ -d "$out/kselftests" ]; then
+	cp -r "$out/kselftests" "$root/kselftests"
+fi
 cp "$top/tests/guest/init" "$root/init"
 cp "$top"/tests/guest/*.sh "$root/bin/" 2>/dev/null || true
 chmod +x "$root/init" "$root"/bin/*.sh 2>/dev/null || true

@@ -72,7 +72,7 @@ install_pkgs() { # [-t suite] pkg...
 
 add_suites
 install_pkgs flex bison bc libelf-dev libssl-dev cpio kmod pahole rsync xz-utils \
-	clang-19 libclang-19-dev lld-19 llvm-19 busybox-static make gcc libc6-dev
+	clang-19 libclang-19-dev lld-19 llvm-19 busybox-static make gcc libc6-dev uuid-dev bc
 install_pkgs -t bookworm-backports qemu-system-x86
 have_pkg linux-source-7.3 || install_pkgs -t trixie-backports linux-source-7.3
 

@@ -32,6 +32,7 @@ while read -r name status; do result "$name" "$status"; done < <(bash scripts/ho
 while read -r name status; do result "$name" "$status"; done < <(bash scripts/lint.sh "$out" "$kdir")
 
 # 4. The guest suite.
+if bash scripts/kselftests.sh "$kdir" "$out"; then result kselftests.build 0; else result kselftests.build 1; fi
 if [ -f vfio_pci_rs.ko ] && make -s client && bash scripts/initramfs.sh "$kdir" "$out"; then
 	bash scripts/guest.sh test "$kdir" "$out" >/dev/null
 	log="$out/console-test.log"

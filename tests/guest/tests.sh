@@ -61,6 +61,22 @@ for drv in $DRIVERS; do
 	bdf=$(bdf_of 1af4:1110)
 	echo "# vfio-test mmap-race --mode cdev $bdf with $drv"
 	vfio-test mmap-race --mode cdev "$bdf" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok [0-9]* \)/\1$drv./"
+	# Upstream's VFIO kselftests on every device; their totals go into the transcripts, so
+	# `vfio-test compare` checks both drivers pass, skip and fail the same.
+	[ -d /kselftests ] && for bdf in $(test_bdfs); do
+		for t in /kselftests/vfio_*_test; do
+			name=$(basename "$t")
+			[ "$name" = vfio_pci_device_init_perf_test ] && continue
+			timeout 600 "$t" "$bdf" >/tmp/kst.log 2>&1
+			rc=$?
+			totals=$(grep -E '^# Totals:' /tmp/kst.log | tail -n1)
+			echo "# kselftest $name $(name_of "$bdf") with $drv: exit $rc, $totals"
+			grep -E '^(not ok|ok .*# SKIP)' /tmp/kst.log | sed 's/^/#   /' | head -n 20
+			printf 'exit %s\n%s\n' "$rc" "$totals" >"/tmp/out/$drv/kselftest.$name.$bdf.txt"
+			grep -E '^(ok|not ok) ' /tmp/kst.log | sed -E 's/^(not ok|ok) [0-9]+ /\1 /' \
+				>>"/tmp/out/$drv/kselftest.$name.$bdf.txt"
+		done
+	done
 	for bdf in $(test_bdfs); do release "$bdf"; done
 done
 

@@ -741,6 +741,28 @@ fn fuzz_structured_devices() {
     assert!(st.efault > 1000);
 }
 
+/// The long fuzz run of `make test`: `VPR_FUZZ_OPS` random accesses (default 10 million) over
+/// many seeds, with every invariant of the structured fuzzer checked. Ignored by a plain
+/// `cargo test`; `scripts/host-tests.sh` runs it with `--ignored` and prints the count.
+#[test]
+#[ignore]
+fn fuzz_long() {
+    let target: u64 = std::env::var("VPR_FUZZ_OPS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(10_000_000);
+    let mut total = 0u64;
+    let mut devices = 0u64;
+    let mut seed = 0x1000_0000_5eed_0000u64;
+    while total < target {
+        let st = run_structured(seed, 500_000);
+        total += st.ops as u64;
+        devices += st.devices as u64;
+        seed += 1;
+    }
+    println!("fuzz: {total} random config accesses on {devices} synthetic devices, 0 invariant violations");
+}
+
 #[test]
 fn fuzz_garbage_devices() {
     let mut r = Rng(0x0bad_c0de_dead_beef);

@@ -281,7 +281,11 @@ impl DeviceIo for Model {
                 }
                 let index = buf.u32_at(8);
                 let (mut flags, size, caps) = self.region(index)?;
+                // The VFIO core copies the whole struct in (minsz ends at `offset`) and back, so
+                // cap_offset comes back as the caller left it unless caps set it.
                 let mut out = AlignedBuf::filled(REGION_INFO_SIZE, 0);
+                out.bytes_mut()
+                    .copy_from_slice(&buf.bytes()[..REGION_INFO_SIZE]);
                 out.put_u32(0, argsz as u32);
                 out.put_u32(8, index);
                 out.bytes_mut()[16..24].copy_from_slice(&size.to_ne_bytes());
@@ -290,6 +294,7 @@ impl DeviceIo for Model {
                     flags |= VFIO_REGION_INFO_FLAG_CAPS;
                     if argsz < REGION_INFO_SIZE + caps.len() {
                         out.put_u32(0, (REGION_INFO_SIZE + caps.len()) as u32);
+                        out.put_u32(12, 0);
                     } else {
                         buf.bytes_mut()[REGION_INFO_SIZE..REGION_INFO_SIZE + caps.len()]
                             .copy_from_slice(&caps);
