@@ -5,6 +5,7 @@
 #   make test   every test: host unit tests and fuzzing, lints, and the differential guest suite
 # Building the module alone against your own Rust-enabled 7.3 build tree:
 #   make module KDIR=/path/to/linux-build
+#   make install KDIR=/path/to/linux-build INSTALL_MOD_PATH=/staging
 
 ifneq ($(KERNELRELEASE),)
 # Invoked by Kbuild: the real rules are in Kbuild.
@@ -18,7 +19,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export RUST_LIB_SRC ?= /usr/lib/rustlib/src/rust/library
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
-.PHONY: all setup kernel module client host-test lint initramfs run test bench clean
+.PHONY: all setup kernel module install client host-test lint initramfs run test bench clean
 
 all: module
 
@@ -34,6 +35,11 @@ KDIR ?= $(shell cat $(OUT)/kdir 2>/dev/null)
 module:
 	@if [ -z "$(KDIR)" ]; then $(MAKE) -s kernel; fi
 	@$(MAKE) -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=-19 modules
+
+# Installs vfio_pci_rs.ko under $(INSTALL_MOD_PATH)/lib/modules/<release>/updates and runs
+# depmod there, so `modprobe vfio_pci_rs` finds it (INSTALL_MOD_PATH empty: this machine).
+install: module
+	@$(MAKE) -s -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=-19 INSTALL_MOD_DIR=updates modules_install
 
 client:
 	@cd tests/client && RUSTFLAGS="-C target-feature=+crt-static" \

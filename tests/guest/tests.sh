@@ -8,7 +8,7 @@ DRIVERS="vfio_pci_rs vfio-pci"
 
 # --- Module life cycle -------------------------------------------------------------------
 check module.load modprobe vfio_pci_rs
-if insmod /lib/modules/$(uname -r)/extra/vfio_pci_rs.ko 2>/dev/null; then
+if insmod /lib/modules/$(uname -r)/updates/vfio_pci_rs.ko 2>/dev/null; then
 	not_ok module.load_twice_refused "second insmod succeeded"
 else
 	ok module.load_twice_refused
@@ -67,11 +67,14 @@ for drv in $DRIVERS; do
 		for t in /kselftests/vfio_*_test; do
 			name=$(basename "$t")
 			[ "$name" = vfio_pci_device_init_perf_test ] && continue
+			t0=$(cut -d. -f1 /proc/uptime)
 			timeout 600 "$t" "$bdf" >/tmp/kst.log 2>&1
 			rc=$?
+			t1=$(cut -d. -f1 /proc/uptime)
 			totals=$(grep -E '^# Totals:' /tmp/kst.log | tail -n1)
-			echo "# kselftest $name $(name_of "$bdf") with $drv: exit $rc, $totals"
+			echo "# kselftest $name $(name_of "$bdf") with $drv: exit $rc in $((t1 - t0)) s, $totals"
 			grep -E '^(not ok|ok .*# SKIP)' /tmp/kst.log | sed 's/^/#   /' | head -n 20
+			[ "$rc" = 0 ] || grep -m 3 -iE 'assert|error|fail' /tmp/kst.log | sed 's/^/#   log: /'
 			printf 'exit %s\n%s\n' "$rc" "$totals" >"/tmp/out/$drv/kselftest.$name.$bdf.txt"
 			grep -E '^(ok|not ok) ' /tmp/kst.log | sed -E 's/^(not ok|ok) [0-9]+ /\1 /' \
 				>>"/tmp/out/$drv/kselftest.$name.$bdf.txt"
