@@ -46,10 +46,10 @@ client:
 		cargo build -q --release --target x86_64-unknown-linux-gnu
 
 host-test:
-	@bash scripts/host-tests.sh
+	@bash scripts/host-tests.sh $(OUT)
 
-lint:
-	@bash scripts/lint.sh
+lint: kernel
+	@bash scripts/lint.sh $(OUT) "$$(cat $(OUT)/kdir)"
 
 initramfs: kernel module client
 	@bash scripts/initramfs.sh "$$(cat $(OUT)/kdir)" $(OUT)
@@ -59,6 +59,9 @@ run: initramfs
 
 test: setup
 	@bash scripts/test.sh $(OUT)
+
+bench: setup
+	@bash scripts/bench.sh $(OUT)
 
 clean:
 	@rm -rf $(OUT)

@@ -98,12 +98,12 @@ impl ConfigBackend for ConfigHw<'_> {
             PowerState::D2 => 2,
             PowerState::D3Hot => 3,
         };
-        let _mem = if d == 3 {
+        let mut mem = if d == 3 {
             self.dev.zap_and_write_memory(self.vfio)
         } else {
             self.dev.write_memory()
         };
-        let _ = rawpci::set_power_state(self.dev.pdev(), d);
+        let _ = self.dev.set_power_state(&mut mem, d);
     }
 
     fn function_reset(&mut self) {
@@ -117,10 +117,10 @@ impl ConfigBackend for ConfigHw<'_> {
 
     fn set_virq_disabled(&mut self, disabled: bool) {
         *self.virq_disabled = disabled;
-        // INTx delivery is not enabled: the physical bit follows the virtual one.
-        if self.pci_2_3 {
-            rawpci::intx(self.dev.pdev(), !disabled);
-        }
+        // INTx masks or unmasks (or, without INTx and with DisINTx masking, the physical bit
+        // follows the virtual one); the INTx code keeps its own copy under `igate`.
+        let _ = self.pci_2_3;
+        self.dev.irqs().set_virq_disabled(self.dev.pdev(), disabled);
     }
 
     fn pcie_get_mps(&mut self) -> u32 {
@@ -140,11 +140,8 @@ impl ConfigBackend for ConfigHw<'_> {
     }
 
     fn msi_irq_state(&self) -> MsiIrqState {
-        // MSI is never enabled through SET_IRQS yet.
-        MsiIrqState {
-            msi_enabled: false,
-            qmax: 0,
-        }
+        let (msi_enabled, qmax) = self.dev.irqs().msi_state();
+        MsiIrqState { msi_enabled, qmax }
     }
 
     fn bar_restore_notice(&mut self) {

@@ -5,8 +5,11 @@
 //!
 //! # Locks
 //!
-//! Order, written once: `mmap_lock -> memory`; `open -> memory`; no user copy under `memory`.
+//! Order, written once: `mmap_lock -> memory`; `open -> memory`; `open -> igate -> memory`; no
+//! user copy under `memory`.
 //! - `open` (mutex): per-open state (saved config state, reset ability, config space).
+//! - `igate` (mutex, in `irqs`): interrupt configuration (SET_IRQS, virtual DisINTx from the
+//!   config space, teardown at close); MSI/MSI-X vector set-up takes `memory` for write under it.
 //! - `memory` (rw-semaphore, upstream's `memory_lock`): whether BARs may be accessed (virtual
 //!   COMMAND.MEM, power state) and the BAR mappings. Readers: faults and each single read/write
 //!   access. Writers: everything that turns decode off, resets the device or changes the BARs;
@@ -61,6 +64,7 @@ use crate::{
             Device, //
         },
     },
+    irqs::Irqs,
     mmap::{
         self,
         MmapRequest, //
@@ -87,6 +91,7 @@ const fn vfio_ioctl(n: u32) -> u32 {
 }
 const VFIO_DEVICE_GET_INFO: u32 = vfio_ioctl(7);
 const VFIO_DEVICE_GET_IRQ_INFO: u32 = vfio_ioctl(9);
+const VFIO_DEVICE_SET_IRQS: u32 = vfio_ioctl(10);
 const VFIO_DEVICE_RESET: u32 = vfio_ioctl(11);
 
 /// What a BAR slot holds while the device is open (upstream's `barmap[]`).
@@ -102,6 +107,8 @@ pub(crate) struct MemoryState {
     mmap_ok: [bool; 6],
     /// Location of the MSI-X table, if any.
     msix: Option<MsixTable>,
+    /// Config state saved on entering D3hot, for devices that lose it (upstream `pm_save`).
+    pm_save: Option<SavedState>,
 }
 
 impl MemoryState {
@@ -118,6 +125,7 @@ impl MemoryState {
             ],
             mmap_ok: [false; 6],
             msix: None,
+            pm_save: None,
         }
     }
 
@@ -165,7 +173,12 @@ pub(crate) struct VfioPciDevice {
     memory: RwSem<MemoryState>,
     #[pin]
     open: Mutex<Option<OpenState>>,
+    /// Interrupt configuration (`igate` and what it guards).
+    #[pin]
+    irqs: Irqs,
     counters: FaultCounters,
+    /// The device loses its config state on D3hot->D0 (PMCSR NoSoftRst clear).
+    needs_pm_restore: bool,
 }
 
 /// Answer of a region-info query.
@@ -205,7 +218,9 @@ impl VfioPciDevice {
             pdev: pdev.into(),
             memory <- RwSem::new(MemoryState::closed()),
             open <- new_mutex!(None),
+            irqs <- Irqs::new(),
             counters: FaultCounters::default(),
+            needs_pm_restore: rawpci::pm_no_soft_reset(pdev) == Some(false),
         })
     }
 
@@ -224,6 +239,11 @@ impl VfioPciDevice {
         &self.pdev
     }
 
+    /// The interrupt state.
+    pub(crate) fn irqs(&self) -> &Irqs {
+        &self.irqs
+    }
+
     /// Takes the memory lock for read.
     pub(crate) fn memory_read(&self) -> ReadGuard<'_, MemoryState> {
         self.memory.read()
@@ -238,19 +258,46 @@ impl VfioPciDevice {
         guard
     }
 
+    /// Whether memory BARs may be touched now (upstream `__vfio_pci_memory_enabled`): virtual
+    /// MEM on and the device in D0-D2. `mem` proves the memory lock is held.
+    pub(crate) fn memory_accessible(&self, mem: &MemoryState) -> bool {
+        mem.decode_enabled() && rawpci::current_state(self.pdev()) < PCI_D3HOT
+    }
+
+    /// Changes the power state with the memory lock held for write (upstream
+    /// `vfio_pci_set_power_state`): devices that reset themselves on D3hot->D0 (NoSoftRst-)
+    /// get their config state saved on the way down and restored on the way up.
+    pub(crate) fn set_power_state(&self, mem: &mut MemoryState, state: i32) -> Result {
+        let pdev = self.pdev();
+        let current = rawpci::current_state(pdev);
+        let needs_save = self.needs_pm_restore && current < PCI_D3HOT && state >= PCI_D3HOT;
+        let needs_restore = self.needs_pm_restore && current >= PCI_D3HOT && state <= PCI_D0;
+        if needs_save {
+            rawpci::save_state(pdev);
+        }
+        rawpci::set_power_state(pdev, state)?;
+        if needs_save && rawpci::current_state(pdev) >= PCI_D3HOT {
+            mem.pm_save = SavedState::store(pdev);
+        } else if needs_restore {
+            if let Some(saved) = mem.pm_save.take() {
+                let _ = saved.load_and_free(pdev);
+            }
+            rawpci::restore_state(pdev);
+        }
+        Ok(())
+    }
+
     /// Takes the memory lock for write without zapping (decode is not turned off).
     pub(crate) fn write_memory(&self) -> WriteGuard<'_, MemoryState> {
         self.memory.write()
     }
 
-    /// The MSI-X table location (open devices only).
-    pub(crate) fn msix_table(&self) -> Option<MsixTable> {
-        self.memory.read().msix
-    }
-
-    /// `EINVAL`-style check that BAR `bar` was mapped at open; returns its error otherwise.
-    pub(crate) fn bar_mapped(&self, bar: u32) -> Result {
-        self.memory.read().bar(bar).map(|_| ())
+    /// Checks that BAR `bar` was mapped at open (its error otherwise) and returns the MSI-X
+    /// table location, with one acquisition of the memory lock.
+    pub(crate) fn bar_mapped_msix(&self, bar: u32) -> Result<Option<MsixTable>> {
+        let mem = self.memory.read();
+        mem.bar(bar)?;
+        Ok(mem.msix)
     }
 
     /// `open_device`: enable, reset, save state, map BARs (upstream `vfio_pci_core_enable`).
@@ -281,6 +328,11 @@ impl VfioPciDevice {
         if pci_2_3 && cmd & PCI_COMMAND_INTX_DISABLE != 0 {
             rawpci::write_config_word(pdev, PCI_COMMAND, cmd & !PCI_COMMAND_INTX_DISABLE);
         }
+        self.irqs.open(
+            pci_2_3,
+            nointx_quirk(pdev.vendor_id().as_raw(), pdev.device_id()),
+            rawpci::msix_cap(pdev) != 0 && rawpci::msix_can_alloc_dyn(pdev),
+        );
 
         let mut virq_disabled = false;
         let config = match self.init_config(dev, pci_2_3, &mut virq_disabled) {
@@ -393,9 +445,10 @@ impl VfioPciDevice {
         let Some(state) = self.open.lock().take() else {
             return;
         };
-        let _ = rawpci::set_power_state(pdev, PCI_D0);
+        let _ = self.set_power_state(&mut self.memory.write(), PCI_D0);
         // Stop the device from further DMA.
         rawpci::clear_master(pdev);
+        self.irqs.disable_all(self);
         {
             // No user mapping can exist: every VMA holds the device file open.
             let mut mem = self.memory.write();
@@ -426,6 +479,7 @@ impl VfioPciDevice {
         }
         rawpci::disable_device(pdev);
         let _ = state.pci_2_3;
+        self.irqs.clear_err_req();
     }
 
     fn reset_works(&self) -> bool {
@@ -437,6 +491,9 @@ impl VfioPciDevice {
         match cmd {
             VFIO_DEVICE_GET_INFO => self.ioctl_get_info(arg).map(|()| 0),
             VFIO_DEVICE_GET_IRQ_INFO => self.ioctl_get_irq_info(arg).map(|()| 0),
+            VFIO_DEVICE_SET_IRQS => self
+                .irqs
+                .ioctl_set_irqs(self, arg, |index| self.irq_count(index)),
             VFIO_DEVICE_RESET => self.ioctl_reset(dev).map(|()| 0),
             _ => Err(ENOTTY),
         }
@@ -555,8 +612,9 @@ impl VfioPciDevice {
         if !self.reset_works() {
             return Err(EINVAL);
         }
-        let _mem = self.zap_and_write_memory(dev);
-        let _ = rawpci::set_power_state(self.pdev(), PCI_D0);
+        let mut mem = self.zap_and_write_memory(dev);
+        // A reset from D3 would leave a NoSoftRst- device without its saved state.
+        let _ = self.set_power_state(&mut mem, PCI_D0);
         rawpci::try_reset_function(self.pdev())
     }
 
@@ -675,9 +733,17 @@ impl VfioPciDevice {
         if pos >= size || pos + count as u64 > size {
             return Err(EFAULT);
         }
-        let mut data = KVec::from_elem(0u8, count, GFP_KERNEL_ACCOUNT)?;
+        // Small accesses (nearly all of them) stay on the stack: no allocation per access.
+        let mut small = [0u8; 64];
+        let mut big = KVec::new();
+        let data: &mut [u8] = if count <= small.len() {
+            &mut small[..count]
+        } else {
+            big.extend_with(count, 0u8, GFP_KERNEL_ACCOUNT)?;
+            &mut big[..]
+        };
         if write {
-            user::read_bytes(buf, &mut data)?;
+            user::read_bytes(buf, data)?;
         }
         let done = {
             let mut open = self.open.lock();
@@ -691,9 +757,7 @@ impl VfioPciDevice {
                 return Err(EINVAL);
             };
             let mut hw = ConfigHw::new(self, dev, *pci_2_3, virq_disabled);
-            config
-                .rw(&mut hw, pos, &mut data, write)
-                .map_err(from_errno)?
+            config.rw(&mut hw, pos, data, write).map_err(from_errno)?
         };
         if !write {
             user::write_bytes(buf, &data[..done])?;
@@ -734,7 +798,7 @@ impl VfioPciDevice {
             return FaultOutcome::Fallback;
         };
         let mem = self.memory.read();
-        if !mem.decode_enabled() || rawpci::current_state(self.pdev()) >= PCI_D3HOT {
+        if !self.memory_accessible(&mem) {
             FaultCounters::bump(&self.counters.sigbus);
             return FaultOutcome::SigBus;
         }
@@ -764,11 +828,6 @@ impl VfioPciDevice {
 
     /// `request`: the device is being unbound while user space still holds it.
     pub(crate) fn request(&self, count: u32) {
-        if count == 0 {
-            dev_warn!(
-                self.pdev.as_ref(),
-                "No device request channel registered, blocked until released by user\n"
-            );
-        }
+        self.irqs.request(self.pdev(), count);
     }
 }

@@ -7,7 +7,9 @@
 //! `ffi/shim.c`: the static tables (pci_driver, vfio_device_ops, vm_operations_struct) and
 //! one-line wrappers for C static inlines and macros.
 
+pub(crate) mod eventfd;
 pub(crate) mod io;
+pub(crate) mod irq;
 pub(crate) mod mm;
 pub(crate) mod pci;
 pub(crate) mod rwsem;

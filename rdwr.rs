@@ -77,13 +77,10 @@ impl VfioPciDevice {
 
         let (x_start, x_end, max_width, target) = match &rom {
             Some(rom) => (rom.rom_len(), end, 4, Target::Rom(rom)),
-            None => {
-                self.bar_mapped(index)?;
-                match self.msix_table().filter(|t| t.bar == index) {
-                    Some(t) => (t.offset, t.offset + t.size, 8, Target::Bar(index)),
-                    None => (0, 0, 8, Target::Bar(index)),
-                }
-            }
+            None => match self.bar_mapped_msix(index)?.filter(|t| t.bar == index) {
+                Some(t) => (t.offset, t.offset + t.size, 8, Target::Bar(index)),
+                None => (0, 0, 8, Target::Bar(index)),
+            },
         };
 
         let mut done = 0usize;
@@ -132,7 +129,7 @@ impl VfioPciDevice {
         val: Option<u64>,
     ) -> Result<u64> {
         let mem = self.memory_read();
-        if test_mem && !mem.decode_enabled() {
+        if test_mem && !self.memory_accessible(&mem) {
             return Err(EIO);
         }
         match target {

@@ -18,7 +18,10 @@ mod config_space;
 mod device;
 mod fault;
 mod ffi;
+mod intx;
+mod irqs;
 mod mmap;
+mod msi;
 mod rdwr;
 mod regions;
 

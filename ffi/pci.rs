@@ -407,3 +407,14 @@ pub(crate) fn shadow_rom_len(pdev: &pci::Device) -> u64 {
     // SAFETY: `raw(pdev)` is a valid `pci_dev`.
     unsafe { sys::vpr_shadow_rom_len(raw(pdev)) }
 }
+
+/// Whether PMCSR says No_Soft_Reset (the device keeps its state across D3hot->D0); `None`
+/// without a PM capability.
+pub(crate) fn pm_no_soft_reset(pdev: &pci::Device) -> Option<bool> {
+    // SAFETY: `raw(pdev)` is a valid `pci_dev`.
+    let pm = unsafe { sys::vpr_pm_cap(raw(pdev)) };
+    if pm == 0 {
+        return None;
+    }
+    Some(read_config_word(pdev, u16::from(pm) + 4) & 0x0008 != 0)
+}

@@ -12,6 +12,7 @@
 #include <linux/ioport.h>
 #include <linux/mm.h>
 #include <linux/module.h>
+#include <linux/msi.h>
 #include <linux/pci.h>
 #include <linux/rwsem.h>
 #include <linux/seq_file.h>
@@ -68,12 +69,24 @@ static void vpr_pci_remove(struct pci_dev *pdev)
 /* Empty: the driver binds only through driver_override (or new_id), never by matching. */
 static const struct pci_device_id vpr_pci_ids[] = { {} };
 
+/* AER: relay the error to the user's ERR eventfd; the user decides how to recover. */
+static pci_ers_result_t vpr_pci_error_detected(struct pci_dev *pdev, pci_channel_state_t state)
+{
+	vpr_error_detected(pci_get_drvdata(pdev));
+	return PCI_ERS_RESULT_CAN_RECOVER;
+}
+
+static const struct pci_error_handlers vpr_pci_err_handlers = {
+	.error_detected = vpr_pci_error_detected,
+};
+
 static struct pci_driver vpr_pci_driver = {
 	.name = "vfio_pci_rs",
 	.id_table = vpr_pci_ids,
 	.probe = vpr_pci_probe,
 	.remove = vpr_pci_remove,
 	.driver_managed_dma = true,
+	.err_handler = &vpr_pci_err_handlers,
 };
 
 int vpr_register_driver(void)
@@ -215,6 +228,11 @@ struct pci_dev *vpr_physfn(struct pci_dev *pdev)
 	return pci_physfn(pdev);
 }
 
+u8 vpr_pm_cap(struct pci_dev *pdev)
+{
+	return pdev->pm_cap;
+}
+
 u8 vpr_msi_cap(struct pci_dev *pdev)
 {
 	return pdev->msi_cap;
@@ -294,4 +312,12 @@ bool vpr_no_command_memory(struct pci_dev *pdev)
 u64 vpr_shadow_rom_len(struct pci_dev *pdev)
 {
 	return pdev->rom ? pdev->romlen : 0;
+}
+
+void vpr_msi_refresh_msg(unsigned int irq)
+{
+	struct msi_msg msg;
+
+	get_cached_msi_msg(irq, &msg);
+	pci_write_msi_msg(irq, &msg);
 }

@@ -61,6 +61,7 @@ void __iomem *vpr_rom_map(struct pci_dev *pdev, size_t *rom_size, size_t *bar_si
 void vpr_rom_unmap(struct pci_dev *pdev, void __iomem *io);
 u8 vpr_msix_cap(struct pci_dev *pdev);
 u8 vpr_msi_cap(struct pci_dev *pdev);
+u8 vpr_pm_cap(struct pci_dev *pdev);
 bool vpr_has_intx_line(struct pci_dev *pdev);
 bool vpr_is_virtfn(struct pci_dev *pdev);
 u16 vpr_pcie_flags(struct pci_dev *pdev);
@@ -71,5 +72,9 @@ u16 vpr_cfg_size(struct pci_dev *pdev);
 bool vpr_intx_mask_supported(struct pci_dev *pdev);
 struct pci_dev *vpr_upstream_bridge(struct pci_dev *pdev);
 struct pci_dev *vpr_physfn(struct pci_dev *pdev);
+
+/* Interrupts (ffi/irq.rs): MSI message refresh; AER error_detected, defined in Rust. */
+void vpr_msi_refresh_msg(unsigned int irq);
+void vpr_error_detected(struct vfio_device *vdev);
 
 #endif

@@ -57,6 +57,27 @@ for drv in $DRIVERS; do
 			vfio-test all --mode "$mode" --dump /tmp/out/$drv "$bdf" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok [0-9]* \)/\1$drv./"
 		done
 	done
+	# Interrupts: SET_IRQS answers, INTx/MSI/MSI-X/ERR/REQ delivery, enable/disable cycles.
+	for id in 1234:11e8 8086:10c9 1b36:0010; do
+		bdf=$(bdf_of $id) || continue
+		for mode in group cdev; do
+			echo "# vfio-test irq --mode $mode $bdf ($(name_of "$bdf")) with $drv"
+			vfio-test irq --mode "$mode" --dump /tmp/out/$drv "$bdf" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok [0-9]* \)/\1$drv./"
+		done
+	done
+	# REQ: unbinding a device held open signals its REQ eventfd; the holder closes and the
+	# unbind completes.
+	bdf=$(bdf_of 1234:11e8)
+	echo "# vfio-test irq-req --mode cdev $bdf with $drv"
+	rm -f /tmp/irqreq.log
+	vfio-test irq-req --mode cdev "$bdf" 20 >/tmp/irqreq.log 2>&1 &
+	holder=$!
+	for i in $(seq 20); do grep -q "irq-req ready" /tmp/irqreq.log && break; sleep 1; done
+	unbind "$bdf"
+	wait $holder
+	sed "s/^\(\(not \)\{0,1\}ok [0-9]* \)/\1$drv./" /tmp/irqreq.log
+	[ -z "$(driver_of "$bdf")" ] && ok "irq-req.$drv.unbind_completed" || not_ok "irq-req.$drv.unbind_completed"
+	bind "$drv" "$bdf" || not_ok "bind.$drv.edu.after_req"
 	# Race: readers of the ivshmem mapping against MEM toggling and resets.
 	bdf=$(bdf_of 1af4:1110)
 	echo "# vfio-test mmap-race --mode cdev $bdf with $drv"

@@ -100,13 +100,36 @@ pub fn describe_region_cap(buf: &[u8], cap: &VfioCap) -> String {
     }
 }
 
+/// Power management capability id.
+pub const PCI_CAP_ID_PM: u8 = 0x01;
+/// MSI capability id.
+pub const PCI_CAP_ID_MSI: u8 = 0x05;
+/// PCI Express capability id.
+pub const PCI_CAP_ID_EXP: u8 = 0x10;
 /// MSI-X capability id.
 pub const PCI_CAP_ID_MSIX: u8 = 0x11;
 
 /// `PCI_COMMAND` register offset.
 pub const PCI_COMMAND: u64 = 0x04;
+/// I/O space enable bit in `PCI_COMMAND`.
+pub const PCI_COMMAND_IO: u16 = 0x1;
 /// Memory space enable bit in `PCI_COMMAND`.
 pub const PCI_COMMAND_MEMORY: u16 = 0x2;
+/// INTx emulation disable bit in `PCI_COMMAND`.
+pub const PCI_COMMAND_INTX_DISABLE: u16 = 0x400;
+
+/// `PCI_PM_CTRL` (PMCSR) offset inside the PM capability.
+pub const PCI_PM_CTRL: u64 = 4;
+/// Power state field of PMCSR.
+pub const PCI_PM_CTRL_STATE_MASK: u16 = 0x3;
+/// `PCI_EXP_DEVCAP` offset inside the PCIe capability.
+pub const PCI_EXP_DEVCAP: u64 = 4;
+/// Function Level Reset capable bit of DEVCAP.
+pub const PCI_EXP_DEVCAP_FLR: u32 = 1 << 28;
+/// `PCI_EXP_DEVCTL` offset inside the PCIe capability.
+pub const PCI_EXP_DEVCTL: u64 = 8;
+/// Initiate Function Level Reset bit of DEVCTL.
+pub const PCI_EXP_DEVCTL_BCR_FLR: u16 = 0x8000;
 
 fn le16(b: &[u8], off: usize) -> u16 {
     u16::from_le_bytes([b[off], b[off + 1]])
@@ -130,6 +153,110 @@ pub fn pci_caps(cfg: &[u8]) -> Vec<(u8, u8)> {
         ptr = (cfg[ptr + 1] & 0xfc) as usize;
     }
     out
+}
+
+/// Offset of the first standard capability with `id`, if any.
+pub fn find_cap(cfg: &[u8], id: u8) -> Option<u8> {
+    pci_caps(cfg)
+        .into_iter()
+        .find(|&(i, _)| i == id)
+        .map(|(_, off)| off)
+}
+
+/// Walk the extended capability list (config space of more than 256 bytes).
+/// Returns (id, version, offset) triples in list order. An all-zero or
+/// all-ones header ends the list; the walk is bounded by the number of
+/// dwords, so a looping list cannot hang.
+pub fn pci_ext_caps(cfg: &[u8]) -> Vec<(u16, u8, u16)> {
+    let mut out = Vec::new();
+    let mut pos = 0x100usize;
+    let mut loops = cfg.len().saturating_sub(0x100) / 4;
+    while loops > 0 && pos >= 0x100 && pos + 4 <= cfg.len() {
+        loops -= 1;
+        let h = le32(cfg, pos);
+        if h == 0 || h == u32::MAX {
+            break;
+        }
+        out.push(((h & 0xffff) as u16, ((h >> 16) & 0xf) as u8, pos as u16));
+        pos = ((h >> 20) & 0xffc) as usize;
+    }
+    out
+}
+
+/// Length of a standard capability the way upstream vfio-pci sizes it
+/// (`pci_cap_length[]` and `vfio_cap_len()` in vfio_pci_config.c), read from
+/// the config image: the bytes it claims, which the driver virtualizes with
+/// that capability's permissions. 0 for capabilities upstream hides.
+pub fn std_cap_len(cfg: &[u8], id: u8, off: u8) -> usize {
+    let o = off as usize;
+    let byte = |i: usize| cfg.get(o + i).copied().unwrap_or(0);
+    let word = |i: usize| u16::from_le_bytes([byte(i), byte(i + 1)]);
+    match id {
+        0x01 => 8,  // PM
+        0x02 => 12, // AGP
+        0x03 => 8,  // VPD
+        0x05 => {
+            // MSI: 10, +4 with 64-bit addresses, +10 with per-vector masking.
+            let flags = word(2);
+            10 + if flags & 0x80 != 0 { 4 } else { 0 } + if flags & 0x100 != 0 { 10 } else { 0 }
+        }
+        0x07 => {
+            // PCI-X: version 0 is 8 bytes, version 1/2 24.
+            if (word(2) >> 12) & 3 != 0 {
+                24
+            } else {
+                8
+            }
+        }
+        0x08 => {
+            // HyperTransport: short or long form.
+            if byte(3) & 0xe0 != 0 {
+                24
+            } else {
+                28
+            }
+        }
+        0x09 => byte(2) as usize, // vendor specific: length byte
+        0x10 => {
+            // PCI Express: by version and port type (RC integrated
+            // endpoints have no link registers).
+            let flags = word(2);
+            let rc_end = (flags >> 4) & 0xf == 0x9;
+            match (flags & 0xf == 1, rc_end) {
+                (true, true) => 0x0c,
+                (true, false) => 0x14,
+                (false, true) => 0x2c,
+                (false, false) => 0x3c,
+            }
+        }
+        0x11 => 12, // MSI-X
+        0x12 => {
+            // SATA: register location decides.
+            if byte(4) & 0xf == 0xf {
+                16
+            } else {
+                8
+            }
+        }
+        0x13 => 6, // Advanced Features
+        _ => 0,
+    }
+}
+
+/// Dwords of standard config space (0x40..0x100) that no visible capability
+/// claims, in ascending order. Upstream passes these through raw.
+pub fn unassigned_dwords(cfg: &[u8]) -> Vec<u16> {
+    let mut claimed = [false; 256];
+    for (id, off) in pci_caps(cfg) {
+        let len = std_cap_len(cfg, id, off);
+        for b in claimed.iter_mut().skip(off as usize).take(len) {
+            *b = true;
+        }
+    }
+    (0x40..0x100u16)
+        .step_by(4)
+        .filter(|&d| !claimed[d as usize..d as usize + 4].iter().any(|&c| c))
+        .collect()
 }
 
 /// Location of the MSI-X table and PBA, from the MSI-X capability.
@@ -290,6 +417,55 @@ mod tests {
         c[0x06] = 0;
         assert!(pci_caps(&c).is_empty());
         assert_eq!(msix_info(&c), None);
+    }
+
+    #[test]
+    fn cap_lengths_and_gaps() {
+        let mut c = cfg_with_caps();
+        // MSI at 0x40: 64-bit, no masking -> 14 bytes (0x40..0x4e).
+        c[0x42] = 0x80;
+        assert_eq!(find_cap(&c, PCI_CAP_ID_MSI), Some(0x40));
+        assert_eq!(find_cap(&c, PCI_CAP_ID_EXP), None);
+        assert_eq!(std_cap_len(&c, PCI_CAP_ID_MSI, 0x40), 14);
+        c[0x43] = 0x01;
+        assert_eq!(std_cap_len(&c, PCI_CAP_ID_MSI, 0x40), 24);
+        c[0x43] = 0;
+        assert_eq!(std_cap_len(&c, PCI_CAP_ID_MSIX, 0x50), 12);
+        assert_eq!(std_cap_len(&c, 0x0d, 0x50), 0);
+        let gaps = unassigned_dwords(&c);
+        // 0x4c holds the end of MSI, 0x50..0x5c MSI-X; 0x5c is the first free dword.
+        assert_eq!(gaps.first(), Some(&0x5c));
+        assert!(!gaps.contains(&0x4c));
+        assert_eq!(gaps.last(), Some(&0xfc));
+        assert_eq!(gaps.len(), (0x100 - 0x5c) / 4);
+        // PCIe v2 endpoint: 0x3c bytes.
+        let mut e = vec![0u8; 256];
+        e[0x06] = 0x10;
+        e[0x34] = 0x80;
+        e[0x80] = PCI_CAP_ID_EXP;
+        e[0x82] = 0x02;
+        assert_eq!(std_cap_len(&e, PCI_CAP_ID_EXP, 0x80), 0x3c);
+        e[0x82] = 0x92; // RC integrated endpoint
+        assert_eq!(std_cap_len(&e, PCI_CAP_ID_EXP, 0x80), 0x2c);
+        e[0x82] = 0x01;
+        assert_eq!(std_cap_len(&e, PCI_CAP_ID_EXP, 0x80), 0x14);
+    }
+
+    #[test]
+    fn extended_caps() {
+        let mut c = vec![0u8; 4096];
+        assert!(pci_ext_caps(&c[..256]).is_empty());
+        assert!(pci_ext_caps(&c).is_empty());
+        // AER v2 at 0x100 -> SR-IOV v1 at 0x160 -> end.
+        c[0x100..0x104].copy_from_slice(&(0x0001u32 | 2 << 16 | 0x160 << 20).to_le_bytes());
+        c[0x160..0x164].copy_from_slice(&(0x0010u32 | 1 << 16).to_le_bytes());
+        assert_eq!(
+            pci_ext_caps(&c),
+            vec![(0x0001, 2, 0x100), (0x0010, 1, 0x160)]
+        );
+        // A loop terminates.
+        c[0x160..0x164].copy_from_slice(&(0x0010u32 | 1 << 16 | 0x100 << 20).to_le_bytes());
+        assert_eq!(pci_ext_caps(&c).len(), (4096 - 256) / 4);
     }
 
     #[test]

@@ -10,16 +10,23 @@ pub const USAGE: &str = "\
 usage: vfio-test <subcommand> [--mode group|cdev] [--dump DIR] <BDF>
        vfio-test compare DIR_A DIR_B
        vfio-test hold [--mode group|cdev] <BDF> [SECONDS]
+       vfio-test irq-req [--mode group|cdev] <BDF> [SECONDS]
 
 subcommands:
   info       device, region and IRQ info ioctls
   bar-rw     pread/pwrite on BARs, MSI-X table hole, device data checks
+  config     config space dump, odd/out-of-range reads, scripted writes with read-back
   mmap       BAR mmap, mmap error cases, zap on memory disable and reset
   mmap-race  readers vs. COMMAND.MEM toggling and reset (bounded: 10k toggles, 60 s)
-  all        info, bar-rw and mmap in sequence
+  irq        SET_IRQS validation, INTx/MSI/MSI-X/ERR/REQ delivery, enable/disable cycles
+  all        info, bar-rw, config and mmap in sequence
   compare    diff the transcripts in two --dump directories
+  bench      time the hot paths (open, info, config and BAR reads, MEM toggles,
+             faulting a BAR in); prints `bench: ROW NS_PER_OP COUNT` lines
   hold       open the device and keep it open for SECONDS (default 3), for
              driver life-cycle tests (unbind/rmmod while open)
+  irq-req    open the device with a REQ eventfd, wait up to SECONDS (default 20)
+             for the driver to relay an unbind request, then close
 
 Output is KTAP on stdout (progress on stderr). Exit status 0 iff no test failed.
 --dump DIR writes DIR/<subcommand>.<mode>.<BDF>.txt for differential comparison.
@@ -55,6 +62,20 @@ pub enum Command {
         /// How long to keep it open.
         secs: u64,
     },
+    /// Hold a device open with a REQ eventfd until the driver signals it.
+    IrqReq {
+        /// Open mode.
+        mode: Mode,
+        /// PCI address.
+        bdf: String,
+        /// How long to wait for the request.
+        secs: u64,
+    },
+    /// Time the hot paths for `make bench`.
+    Bench {
+        /// PCI address.
+        bdf: String,
+    },
     /// Print usage.
     Help,
 }
@@ -75,11 +96,21 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
                 _ => Err("compare takes exactly two directories".into()),
             };
         }
+        "bench" => {
+            let rest: Vec<String> = it.collect();
+            return match rest.as_slice() {
+                [b] if valid_bdf(b) => Ok(Command::Bench { bdf: b.clone() }),
+                _ => Err("bench takes one PCI address".into()),
+            };
+        }
         "info" => vec![Sub::Info],
         "bar-rw" => vec![Sub::BarRw],
+        "config" => vec![Sub::Config],
         "mmap" => vec![Sub::Mmap],
         "mmap-race" => vec![Sub::MmapRace],
-        "all" => vec![Sub::Info, Sub::BarRw, Sub::Mmap],
+        "irq" => vec![Sub::Irq],
+        "irq-req" => return crate::tests::irq::parse_req(it),
+        "all" => vec![Sub::Info, Sub::BarRw, Sub::Config, Sub::Mmap],
         "hold" => vec![],
         other => return Err(format!("unknown subcommand '{other}'")),
     };
@@ -152,7 +183,7 @@ mod tests {
         assert_eq!(
             p("all --mode cdev --dump /tmp/x 0000:00:04.0"),
             Ok(Command::Run {
-                subs: vec![Sub::Info, Sub::BarRw, Sub::Mmap],
+                subs: vec![Sub::Info, Sub::BarRw, Sub::Config, Sub::Mmap],
                 mode: Mode::Cdev,
                 dump: Some("/tmp/x".into()),
                 bdf: "0000:00:04.0".into()

@@ -39,6 +39,8 @@ fn main() {
         }
         Command::Compare { a, b } => tests::compare::run(&mut k, &a, &b),
         Command::Hold { mode, bdf, secs } => tests::hold(&mut k, mode, &bdf, secs),
+        Command::Bench { bdf } => tests::bench::run(&mut k, &bdf),
+        Command::IrqReq { mode, bdf, secs } => tests::irq::req(&mut k, mode, &bdf, secs),
         Command::Run {
             subs,
             mode,

@@ -4,7 +4,8 @@
 //! and expectations that contradict upstream, and — with deliberately
 //! injected deviations — shows that the checks can fail.
 
-use super::{bar_rw, info, Ctx};
+use super::{bar_rw, config, info, Ctx};
+use crate::caps;
 use crate::device::Kind;
 use crate::ktap::Ktap;
 use crate::open::{Device, DeviceIo};
@@ -30,11 +31,24 @@ enum Bug {
     InfoIgnoresArgsz,
     /// Reads past the end of a BAR are not clamped.
     NoClamp,
+    /// Vendor and device id writes reach the (model's) device.
+    IdsWritable,
+    /// Config accesses running past the end are clamped, not refused.
+    CfgClamp,
 }
 
 struct Model {
     kind: Kind,
     bars: [Option<Bar>; 6],
+    /// Config space size (256, or 4096 for PCIe devices).
+    cfg_size: usize,
+    /// Per-byte writable bits of config space (upstream's `write` perms;
+    /// unassigned bytes are raw, i.e. all writable, in this model).
+    wmask: Vec<u8>,
+    /// Offsets of the PM, MSI and PCIe capabilities.
+    pm: Option<usize>,
+    msi: Option<usize>,
+    exp: Option<usize>,
     /// (BIR, offset, entries).
     msix: Option<(u32, u64, u32)>,
     reset: bool,
@@ -44,6 +58,8 @@ struct Model {
 
 struct State {
     cfg: Vec<u8>,
+    /// In D3hot (set through PMCSR).
+    d3: bool,
     mem: HashMap<(u32, u64), u8>,
     edu_live: u32,
     mem_enabled: bool,
@@ -58,31 +74,216 @@ impl Model {
         bars: [Option<Bar>; 6],
         msix: Option<(u32, u64, u32)>,
     ) -> Model {
-        let mut cfg = vec![0u8; 256];
+        // Capabilities in list order: (id, offset). edu has 64-bit MSI, the
+        // NVMe controller MSI-X, PM and PCIe (with FLR) and extended config
+        // space, as in QEMU.
+        let mut list: Vec<(u8, usize)> = Vec::new();
+        if kind == Kind::Edu {
+            list.push((caps::PCI_CAP_ID_MSI, 0x40));
+        }
+        if msix.is_some() {
+            list.push((caps::PCI_CAP_ID_MSIX, 0x40));
+        }
+        if kind == Kind::Nvme {
+            list.push((caps::PCI_CAP_ID_PM, 0x60));
+            list.push((caps::PCI_CAP_ID_EXP, 0x80));
+        }
+        let cfg_size = if kind == Kind::Nvme { 4096 } else { 256 };
+        let mut cfg = vec![0u8; cfg_size];
         cfg[0..2].copy_from_slice(&ids.0.to_le_bytes());
         cfg[2..4].copy_from_slice(&ids.1.to_le_bytes());
         cfg[4] = 0x03; // COMMAND: IO | MEM
-        if let Some((bir, off, n)) = msix {
-            cfg[6] = 0x10;
-            cfg[0x34] = 0x40;
-            cfg[0x40] = 0x11;
-            cfg[0x42..0x44].copy_from_slice(&((n - 1) as u16).to_le_bytes());
-            cfg[0x44..0x48].copy_from_slice(&(off as u32 | bir).to_le_bytes());
-            cfg[0x48..0x4c].copy_from_slice(&((off as u32 + 0x1000) | bir).to_le_bytes());
+        cfg[0x08..0x0c].copy_from_slice(&0x0108_0002u32.to_le_bytes());
+        cfg[0x2c..0x30].copy_from_slice(&0x1100_1af4u32.to_le_bytes());
+        cfg[0x3c] = 11;
+        cfg[0x3d] = 1;
+        let mut i = 0;
+        while i < 6 {
+            if let Some(b) = bars[i] {
+                let off = 0x10 + 4 * i;
+                if b.io {
+                    cfg[off..off + 4].copy_from_slice(&0xc001u32.to_le_bytes());
+                } else if b.size > 1 << 28 {
+                    // 64-bit prefetchable above 4 GiB.
+                    cfg[off..off + 4].copy_from_slice(&0xcu32.to_le_bytes());
+                    cfg[off + 4..off + 8].copy_from_slice(&8u32.to_le_bytes());
+                    i += 1;
+                } else {
+                    let a = 0xfe00_0000u32 + (i as u32) * 0x10_0000;
+                    cfg[off..off + 4].copy_from_slice(&a.to_le_bytes());
+                }
+            }
+            i += 1;
         }
+        let mut wmask = vec![0u8; cfg_size];
+        wmask[0x04] = 0xff;
+        wmask[0x05] = 0xff;
+        for b in [0x0c, 0x0d, 0x0f, 0x3c] {
+            wmask[b] = 0xff;
+        }
+        for b in (0x10..0x28).chain(0x30..0x34) {
+            wmask[b] = 0xff;
+        }
+        for w in wmask.iter_mut().skip(0x40) {
+            *w = 0xff;
+        }
+        if !list.is_empty() {
+            cfg[6] = 0x10;
+            cfg[0x34] = list[0].1 as u8;
+        }
+        for (k, &(id, off)) in list.iter().enumerate() {
+            cfg[off] = id;
+            cfg[off + 1] = list.get(k + 1).map_or(0, |c| c.1 as u8);
+            match id {
+                caps::PCI_CAP_ID_MSI => cfg[off + 2] = 0x80,
+                caps::PCI_CAP_ID_MSIX => {
+                    let (bir, o, n) = msix.unwrap();
+                    cfg[off + 2..off + 4].copy_from_slice(&((n - 1) as u16).to_le_bytes());
+                    cfg[off + 4..off + 8].copy_from_slice(&(o as u32 | bir).to_le_bytes());
+                    cfg[off + 8..off + 12]
+                        .copy_from_slice(&((o as u32 + 0x1000) | bir).to_le_bytes());
+                }
+                caps::PCI_CAP_ID_PM => {
+                    cfg[off + 2..off + 4].copy_from_slice(&0x0003u16.to_le_bytes());
+                    cfg[off + 4] = 0x08; // NoSoftRst+
+                }
+                caps::PCI_CAP_ID_EXP => {
+                    cfg[off + 2] = 0x02; // v2 endpoint
+                    cfg[off + 4..off + 8].copy_from_slice(&caps::PCI_EXP_DEVCAP_FLR.to_le_bytes());
+                    cfg[off + 8..off + 10].copy_from_slice(&0x2810u16.to_le_bytes());
+                }
+                _ => {}
+            }
+            let len = caps::std_cap_len(&cfg, id, off as u8);
+            wmask[off..off + len].fill(0);
+            let mut set = |o: usize, n: usize, m: u32| {
+                for j in 0..n {
+                    wmask[off + o + j] = (m >> (8 * j)) as u8;
+                }
+            };
+            match id {
+                caps::PCI_CAP_ID_MSI => {
+                    set(2, 1, 0xff);
+                    set(4, 4, u32::MAX);
+                    set(8, 4, u32::MAX);
+                    set(12, 2, 0xffff);
+                }
+                caps::PCI_CAP_ID_PM => set(4, 2, !0x8103),
+                caps::PCI_CAP_ID_EXP => {
+                    set(8, 2, !0x0200);
+                    set(0x28, 2, !0x0020);
+                }
+                _ => {}
+            }
+        }
+        let find = |id: u8| list.iter().find(|c| c.0 == id).map(|c| c.1);
         Model {
             kind,
             bars,
+            cfg_size,
+            wmask,
+            pm: find(caps::PCI_CAP_ID_PM),
+            msi: find(caps::PCI_CAP_ID_MSI),
+            exp: find(caps::PCI_CAP_ID_EXP),
             msix,
             reset: false,
             bug: Bug::None,
             state: Mutex::new(State {
                 cfg,
+                d3: false,
                 mem: HashMap::new(),
                 edu_live: 0,
                 mem_enabled: true,
             }),
         }
+    }
+
+    /// Upstream's `vfio_bar_fixup`: BARs read as size mask plus flags.
+    fn bar_fixup(&self, cfg: &mut [u8]) {
+        let mut i = 0;
+        while i < 6 {
+            let off = 0x10 + 4 * i;
+            let cur = u32::from_le_bytes(cfg[off..off + 4].try_into().unwrap());
+            let Some(b) = self.bars[i] else {
+                cfg[off..off + 4].fill(0);
+                i += 1;
+                continue;
+            };
+            let mask = !(b.size - 1);
+            let flags = if b.io {
+                1
+            } else if b.size > 1 << 28 {
+                0xc
+            } else {
+                0
+            };
+            let v = (cur & mask as u32) | flags;
+            cfg[off..off + 4].copy_from_slice(&v.to_le_bytes());
+            if flags & 4 != 0 {
+                let hi = u32::from_le_bytes(cfg[off + 4..off + 8].try_into().unwrap());
+                let v = hi & (mask >> 32) as u32;
+                cfg[off + 4..off + 8].copy_from_slice(&v.to_le_bytes());
+                i += 1;
+            }
+            i += 1;
+        }
+        cfg[0x30..0x34].fill(0);
+    }
+
+    /// Config space read/write with upstream's range rule and the side
+    /// effects the `config` flow relies on.
+    fn config_rw(
+        &self,
+        st: &mut State,
+        buf: &mut [u8],
+        pos: u64,
+        write: bool,
+    ) -> Result<usize, Errno> {
+        let size = self.cfg_size as u64;
+        let mut n = buf.len();
+        if pos >= size || pos + n as u64 > size {
+            if self.bug != Bug::CfgClamp || pos >= size {
+                return Err(Errno(libc::EFAULT));
+            }
+            n = (size - pos) as usize;
+        }
+        let p = pos as usize;
+        let covers = |o: usize| p <= o && o < p + n;
+        if !write {
+            let mut cfg = std::mem::take(&mut st.cfg);
+            self.bar_fixup(&mut cfg);
+            buf[..n].copy_from_slice(&cfg[p..p + n]);
+            st.cfg = cfg;
+            return Ok(n);
+        }
+        for (k, &v) in buf[..n].iter().enumerate() {
+            let mut m = self.wmask[p + k];
+            if self.bug == Bug::IdsWritable && p + k < 4 {
+                m = 0xff;
+            }
+            st.cfg[p + k] = (st.cfg[p + k] & !m) | (v & m);
+        }
+        if covers(4) {
+            st.mem_enabled = st.cfg[4] & 2 != 0;
+        }
+        if let Some(pm) = self.pm {
+            if p == pm + 4 {
+                let state = buf[0] & 3;
+                st.cfg[pm + 4] = (st.cfg[pm + 4] & !3) | state;
+                st.d3 = state == 3;
+            }
+        }
+        if let Some(msi) = self.msi {
+            if covers(msi + 2) {
+                st.cfg[msi + 2] &= !0x71; // enable refused, queue size clamped
+            }
+        }
+        if let Some(exp) = self.exp {
+            if covers(exp + 9) {
+                st.cfg[exp + 9] &= 0x7f; // FLR (a no-op here) reads 0
+            }
+        }
+        Ok(n)
     }
 
     fn region(&self, index: u32) -> Result<(u32, u64, Vec<u8>), Errno> {
@@ -107,7 +308,7 @@ impl Model {
                 }
             },
             VFIO_PCI_ROM_REGION_INDEX => Ok((0, 0, vec![])),
-            VFIO_PCI_CONFIG_REGION_INDEX => Ok((rw, 256, vec![])),
+            VFIO_PCI_CONFIG_REGION_INDEX => Ok((rw, self.cfg_size as u64, vec![])),
             _ => Err(EINVAL),
         }
     }
@@ -173,22 +374,7 @@ impl Model {
         }
         let mut st = self.state.lock().unwrap();
         match index {
-            VFIO_PCI_CONFIG_REGION_INDEX => {
-                if pos >= 256 {
-                    return Err(EINVAL);
-                }
-                let n = buf.len().min(256 - pos as usize);
-                let p = pos as usize;
-                if write {
-                    if p <= 4 && p + n >= 6 {
-                        st.cfg[4..6].copy_from_slice(&buf[4 - p..6 - p]);
-                        st.mem_enabled = st.cfg[4] & 2 != 0;
-                    }
-                } else {
-                    buf[..n].copy_from_slice(&st.cfg[p..p + n]);
-                }
-                Ok(n)
-            }
+            VFIO_PCI_CONFIG_REGION_INDEX => self.config_rw(&mut st, buf, pos, write),
             VFIO_PCI_ROM_REGION_INDEX | VFIO_PCI_VGA_REGION_INDEX => Err(EINVAL),
             _ => {
                 let Some(b) = self.bars[index as usize] else {
@@ -227,7 +413,7 @@ impl Model {
                         done += n;
                         continue;
                     }
-                    if !b.io && !st.mem_enabled {
+                    if !b.io && (!st.mem_enabled || st.d3) {
                         return Err(Errno(libc::EIO));
                     }
                     let w = [8usize, 4, 2, 1]
@@ -436,8 +622,36 @@ fn bar_rw_passes_on_upstream_model() {
 }
 
 #[test]
+fn config_passes_on_upstream_model() {
+    for m in [edu(), ivshmem(), nvme(), testdev()] {
+        let (out, failed, t) = run_with(m, config::run);
+        assert_eq!(failed, 0, "{out}\n{t}");
+        assert!(out.contains("bar0.sizing"), "{out}");
+    }
+    let (out, _, t) = run_with(nvme(), config::run);
+    assert!(out.contains("cap01@60.d3hot"), "{out}");
+    assert!(out.contains("cap10@80.devctl_readrq_virtual"), "{out}");
+    assert!(out.contains("ext.header_restored"), "{out}");
+    assert!(t.contains("config region size=0x1000"), "{t}");
+    assert!(t.contains("pread config+0x1000 len=4 -> EFAULT"), "{t}");
+    let (out, _, t) = run_with(edu(), config::run);
+    assert!(out.contains("cap05@40.address_virtual"), "{out}");
+    // The 64-bit MSI capability ends at 0x4e: the straddling write.
+    assert!(t.contains("## dword 0x4c: end of capability 0x05"), "{t}");
+    let (_, _, t) = run_with(ivshmem(), config::run);
+    // BAR2 is 64-bit, 1 GiB: lower half sizes with its flags, upper half all ones.
+    assert!(
+        t.contains(
+            "pwrite config+0x18 len=4 -> 4 [ffffffff]\npread config+0x18 len=4 -> 4 [0c0000c0]"
+        ),
+        "{t}"
+    );
+    assert!(t.contains("pread config+0x1c len=4 -> 4 [ffffffff]"), "{t}");
+}
+
+#[test]
 fn transcripts_are_deterministic() {
-    for f in [info::run as fn(&mut Ctx), bar_rw::run] {
+    for f in [info::run as fn(&mut Ctx), bar_rw::run, config::run] {
         for mk in [edu as fn() -> Model, ivshmem, nvme, testdev] {
             let (_, _, a) = run_with(mk(), f);
             let (_, _, b) = run_with(mk(), f);
@@ -484,6 +698,13 @@ fn deviations_are_caught() {
             "get_info.argsz16.no_write_past_argsz",
         ),
         (Bug::NoClamp, edu, bar_rw::run, "bar0.read8@end-4_short"),
+        (Bug::IdsWritable, edu, config::run, "ids.write32_dropped"),
+        (
+            Bug::CfgClamp,
+            nvme,
+            config::run,
+            "efault.read_straddling_end",
+        ),
     ];
     for (bug, mk, f, name) in cases {
         let mut m = mk();

@@ -9,7 +9,11 @@
 //! sees.
 
 use super::{region_name, Ctx};
-use crate::caps::{PCI_COMMAND, PCI_COMMAND_MEMORY};
+use crate::caps::{
+    self, PCI_CAP_ID_EXP, PCI_CAP_ID_PM, PCI_COMMAND, PCI_COMMAND_MEMORY, PCI_EXP_DEVCAP,
+    PCI_EXP_DEVCAP_FLR, PCI_EXP_DEVCTL, PCI_EXP_DEVCTL_BCR_FLR, PCI_PM_CTRL,
+    PCI_PM_CTRL_STATE_MASK,
+};
 use crate::counters;
 use crate::device::Kind;
 use crate::pattern::{self, align_up, map_alignment, Rng};
@@ -83,6 +87,8 @@ pub fn run(c: &mut Ctx) {
         .unwrap_or(0);
     let (i, _, m) = &maps[target];
     zap(c, &info, *i, m);
+    flr(c, *i, m);
+    d3hot(c, *i, m);
 }
 
 fn error_cases(c: &mut Ctx, info: &DeviceInfo, maps: &[(u32, RegionInfo, Mapping)], page: u64) {
@@ -517,6 +523,324 @@ fn zap(c: &mut Ctx, info: &DeviceInfo, bar: u32, m: &Mapping) {
     }
     // Leave COMMAND as found.
     let _ = c.dev.config_write16(PCI_COMMAND, cmd);
+}
+
+/// The standard 256 bytes of config space as the user sees them.
+fn config_image(c: &mut Ctx) -> Option<Vec<u8>> {
+    let mut b = vec![0u8; 256];
+    match c.dev.read_region(VFIO_PCI_CONFIG_REGION_INDEX, 0, &mut b) {
+        Ok(256) => Some(b),
+        _ => None,
+    }
+}
+
+/// Read a config dword.
+fn config_read32(c: &Ctx, off: u64) -> Option<u32> {
+    let mut b = [0u8; 4];
+    match c.dev.read_region(VFIO_PCI_CONFIG_REGION_INDEX, off, &mut b) {
+        Ok(4) => Some(u32::from_le_bytes(b)),
+        _ => None,
+    }
+}
+
+/// Offsets probed around a reset-like event and what they must read
+/// afterwards. The writable (ivshmem shared memory) BAR gets a fresh pattern
+/// written through the mapping at its first and last page; register BARs
+/// are read 4 bytes wide at offset 0, expected unchanged only where the
+/// register is stable.
+fn seed(c: &mut Ctx, bar: u32, m: &Mapping, round: u64) -> Vec<(usize, Expect)> {
+    let writable = c.kind.writable_memory_bar() == Some(bar);
+    if writable {
+        let mut offs = vec![0usize, m.size() - 4096];
+        offs.dedup();
+        offs.into_iter()
+            .map(|off| {
+                let v = pattern::word(off as u64, round);
+                // SAFETY: off < len, inside the shared memory mapping.
+                let w = unsafe { probe::write64(m.addr() + off, v) };
+                let e = if w.is_ok() {
+                    Expect::Value(v)
+                } else {
+                    Expect::Any
+                };
+                (off, e)
+            })
+            .collect()
+    } else {
+        // SAFETY: offset 0 of a live device mapping.
+        let a = unsafe { probe::read32(m.addr()) };
+        let e = match a {
+            Ok(v) if c.kind.stable_data(bar, 0, 4) => Expect::Value(v as u64),
+            _ => Expect::Any,
+        };
+        vec![(0, e)]
+    }
+}
+
+/// Access at `off` through the mapping with the width used for `bar`.
+fn map_read(c: &Ctx, bar: u32, m: &Mapping, off: usize) -> probe::Access<u64> {
+    // SAFETY: callers pass offsets inside the mapping.
+    unsafe {
+        if c.kind.writable_memory_bar() == Some(bar) {
+            probe::read64(m.addr() + off)
+        } else {
+            probe::read32(m.addr() + off).map(u64::from)
+        }
+    }
+}
+
+/// After the event: every probed offset must fault back in, read what pread
+/// reads at the same offset, and where known, the value from before.
+fn verify_mapped(c: &mut Ctx, stage: &str, bar: u32, m: &Mapping, expect: &[(usize, Expect)]) {
+    let name = region_name(bar);
+    let width = if c.kind.writable_memory_bar() == Some(bar) {
+        8
+    } else {
+        4
+    };
+    for &(off, e) in expect {
+        let a = map_read(c, bar, m, off);
+        let mut b = [0u8; 8];
+        let p = c.dev.read_region(bar, off as u64, &mut b[..width]);
+        let pv = u64::from_le_bytes(b);
+        let shown = match (&a, e) {
+            (Ok(_), Expect::Any) => "ok".to_string(),
+            _ => probe::show(&a),
+        };
+        c.t.line(format!(
+            "{stage}: map read {name}+{off:#x} -> {shown}; pread -> {}",
+            show(&p)
+        ));
+        c.check(
+            &format!("{stage}.access@{off:#x}"),
+            a.is_ok(),
+            "a value (no fault)",
+            probe::show(&a),
+        );
+        c.check(
+            &format!("{stage}.matches_pread@{off:#x}"),
+            p == Ok(width) && a == Ok(pv),
+            format!("pread {} {pv:#x}", show(&p)),
+            probe::show(&a),
+        );
+        if let Expect::Value(v) = e {
+            c.check(
+                &format!("{stage}.value@{off:#x}"),
+                a == Ok(v),
+                format!("{v:#x}"),
+                probe::show(&a),
+            );
+        }
+    }
+}
+
+/// Function Level Reset through config space (PCIe DEVCTL.BCR_FLR) while
+/// `bar` is mapped and touched. Upstream zaps the mappings, resets with the
+/// config state saved and restored, and the mapping faults back in.
+fn flr(c: &mut Ctx, bar: u32, m: &Mapping) {
+    let Some(cfg) = config_image(c) else {
+        c.fail("flr.config", "config space readable", "read failed");
+        return;
+    };
+    let Some(cap) = caps::find_cap(&cfg, PCI_CAP_ID_EXP) else {
+        c.t.line("flr: not attempted (no PCI Express capability)");
+        c.skip("flr", "no PCI Express capability, no FLR");
+        return;
+    };
+    let base = cap as u64;
+    let devcap = config_read32(c, base + PCI_EXP_DEVCAP);
+    let devctl = c.dev.config_read16(base + PCI_EXP_DEVCTL);
+    c.t.line(format!(
+        "flr: PCIe capability at {cap:#04x}, DEVCAP {}, DEVCTL {}",
+        devcap.map_or("read failed".into(), |v| format!("{v:#010x}")),
+        devctl.map_or_else(|e| e.name(), |v| format!("{v:#06x}"))
+    ));
+    let (Some(devcap), Ok(devctl)) = (devcap, devctl) else {
+        c.fail("flr.read_cap", "DEVCAP and DEVCTL readable", "read failed");
+        return;
+    };
+    if devcap & PCI_EXP_DEVCAP_FLR == 0 {
+        c.t.line("flr: not attempted (DEVCAP.FLR clear)");
+        c.skip("flr", "device does not advertise FLR (DEVCAP bit 28)");
+        return;
+    }
+    let expect = seed(c, bar, m, 6);
+    verify_mapped(c, "flr.before", bar, m, &expect);
+    let before = print_counters(c, "before FLR");
+
+    let v = devctl | PCI_EXP_DEVCTL_BCR_FLR;
+    let w = c.dev.config_write16(base + PCI_EXP_DEVCTL, v);
+    c.t.line(format!(
+        "flr: attempted: pwrite config DEVCTL={v:#06x} -> {}",
+        show(&w)
+    ));
+    c.expect_ret("flr.write_devctl", &w, 2);
+    let after_ctl = c.dev.config_read16(base + PCI_EXP_DEVCTL);
+    c.t.line(format!(
+        "after FLR: config DEVCTL -> {}",
+        after_ctl.map_or_else(|e| e.name(), |v| format!("{v:#06x}"))
+    ));
+    c.check(
+        "flr.devctl_flr_reads_0",
+        after_ctl.is_ok_and(|v| v & PCI_EXP_DEVCTL_BCR_FLR == 0 && v == devctl),
+        format!("{devctl:#06x} (FLR bit clear)"),
+        format!("{after_ctl:x?}"),
+    );
+    mem_after(c, "after FLR");
+    verify_mapped(c, "flr.after", bar, m, &expect);
+    let after = print_counters(c, "after FLR");
+    match (before, after) {
+        (Some(b), Some(a)) => {
+            c.check(
+                "flr.counters.zap",
+                counters::get(&a, "zap") > counters::get(&b, "zap"),
+                format!("zap above {}", counters::get(&b, "zap")),
+                counters::get(&a, "zap"),
+            );
+        }
+        _ => c.skip(
+            "flr.counters",
+            "no vfio_pci_rs fault counters (upstream driver)",
+        ),
+    }
+}
+
+/// Read COMMAND after a reset or power transition, record it, and turn
+/// memory decode back on if it was lost (recording that too), so later
+/// steps find the device usable.
+fn mem_after(c: &mut Ctx, stage: &str) {
+    match c.dev.config_read16(PCI_COMMAND) {
+        Ok(v) => {
+            c.t.line(format!("{stage}: config COMMAND -> {v:#06x}"));
+            if v & PCI_COMMAND_MEMORY == 0 {
+                let w = c.dev.config_write16(PCI_COMMAND, v | PCI_COMMAND_MEMORY);
+                c.t.line(format!(
+                    "{stage}: COMMAND.MEM was clear, pwrite COMMAND={:#06x} -> {}",
+                    v | PCI_COMMAND_MEMORY,
+                    show(&w)
+                ));
+            }
+        }
+        Err(e) => c.t.line(format!("{stage}: config COMMAND -> {e}")),
+    }
+}
+
+/// D3hot through the PM capability while `bar` is mapped: the mapping must
+/// SIGBUS (here and in a child forked before), pread must fail with EIO;
+/// back in D0 the mapping works again with the same data.
+fn d3hot(c: &mut Ctx, bar: u32, m: &Mapping) {
+    let name = region_name(bar);
+    let Some(cfg) = config_image(c) else {
+        c.fail("d3hot.config", "config space readable", "read failed");
+        return;
+    };
+    let Some(pm) = caps::find_cap(&cfg, PCI_CAP_ID_PM) else {
+        c.t.line("d3hot: not attempted (no power management capability)");
+        c.skip("d3hot", "no power management capability");
+        return;
+    };
+    let pmcsr_off = pm as u64 + PCI_PM_CTRL;
+    let pmcsr = match c.dev.config_read16(pmcsr_off) {
+        Ok(v) => v,
+        Err(e) => {
+            c.fail("d3hot.read_pmcsr", "PMCSR readable", e);
+            return;
+        }
+    };
+    c.t.line(format!(
+        "d3hot: PM capability at {pm:#04x}, PMCSR {pmcsr:#06x} (NoSoftRst{})",
+        if pmcsr & 0x8 != 0 { "+" } else { "-" }
+    ));
+    let d0 = pmcsr & !PCI_PM_CTRL_STATE_MASK;
+    let expect = seed(c, bar, m, 7);
+    verify_mapped(c, "d3hot.before", bar, m, &expect);
+    let child = spawn_toucher(m.addr());
+    let before = print_counters(c, "before D3hot");
+
+    let w = c.dev.config_write16(pmcsr_off, d0 | 3);
+    c.t.line(format!(
+        "d3hot: pwrite config PMCSR={:#06x} -> {}",
+        d0 | 3,
+        show(&w)
+    ));
+    c.expect_ret("d3hot.write_pmcsr", &w, 2);
+    let st = c.dev.config_read16(pmcsr_off);
+    c.t.line(format!(
+        "in D3hot: config PMCSR -> {}",
+        st.map_or_else(|e| e.name(), |v| format!("{v:#06x}"))
+    ));
+    c.check(
+        "d3hot.pmcsr_state",
+        st.is_ok_and(|v| v & PCI_PM_CTRL_STATE_MASK == 3),
+        "power state 3",
+        format!("{st:x?}"),
+    );
+    for &(off, _) in &expect {
+        let a = map_read(c, bar, m, off);
+        c.t.line(format!(
+            "in D3hot: map read {name}+{off:#x} -> {}",
+            probe::show(&a)
+        ));
+        c.check(
+            &format!("d3hot.read_sigbus@{off:#x}"),
+            a == Err(libc::SIGBUS),
+            "SIGBUS",
+            probe::show(&a),
+        );
+    }
+    let mut b = [0u8; 4];
+    let p = c.dev.read_region(bar, 0, &mut b);
+    c.t.rw(format!("in D3hot: pread {name}+0x0 len=4"), &p, None);
+    c.expect_errno("d3hot.pread_eio", &p, libc::EIO);
+    match child {
+        Some((pid, wfd)) => {
+            // SAFETY: wfd is the write end of our pipe.
+            unsafe {
+                libc::write(wfd, [1u8].as_ptr().cast(), 1);
+                libc::close(wfd);
+            }
+            let st = sys::wait_child(pid, std::time::Duration::from_secs(20));
+            let d = sys::describe_status(st);
+            c.t.line(format!("in D3hot: child forked before the write: {d}"));
+            c.check(
+                "d3hot.child_sigbus",
+                libc::WIFSIGNALED(st) && libc::WTERMSIG(st) == libc::SIGBUS,
+                "child killed by SIGBUS",
+                d,
+            );
+        }
+        None => c.fail("d3hot.child_sigbus", "fork", "fork failed"),
+    }
+    let mid = print_counters(c, "in D3hot");
+    if let (Some(b), Some(a)) = (&before, &mid) {
+        c.diag(format!(
+            "D3hot: zap {} -> {}, sigbus {} -> {}",
+            counters::get(b, "zap"),
+            counters::get(a, "zap"),
+            counters::get(b, "sigbus"),
+            counters::get(a, "sigbus")
+        ));
+    }
+
+    let w = c.dev.config_write16(pmcsr_off, d0);
+    c.t.line(format!(
+        "d3hot: pwrite config PMCSR={d0:#06x} -> {}",
+        show(&w)
+    ));
+    c.expect_ret("d3hot.write_pmcsr_d0", &w, 2);
+    let st = c.dev.config_read16(pmcsr_off);
+    c.t.line(format!(
+        "after D0: config PMCSR -> {}",
+        st.map_or_else(|e| e.name(), |v| format!("{v:#06x}"))
+    ));
+    c.check(
+        "d3hot.d0_state",
+        st.is_ok_and(|v| v & PCI_PM_CTRL_STATE_MASK == 0),
+        "power state 0",
+        format!("{st:x?}"),
+    );
+    mem_after(c, "after D0");
+    verify_mapped(c, "d3hot.after_d0", bar, m, &expect);
 }
 
 /// Fork a child that waits on a pipe and then reads 4 bytes at `addr` with

@@ -1,10 +1,13 @@
 //! The behavioural subcommands and the context they share.
 
 pub mod bar_rw;
+pub mod bench;
 pub mod compare;
+pub mod config;
 #[cfg(test)]
 mod fake;
 pub mod info;
+pub mod irq;
 pub mod mmap;
 pub mod race;
 
@@ -29,10 +32,14 @@ pub enum Sub {
     Info,
     /// pread/pwrite on BARs.
     BarRw,
+    /// Config space reads, writes and read-backs.
+    Config,
     /// mmap of BARs and zap behaviour.
     Mmap,
     /// Concurrent access vs. memory-enable toggling and reset.
     MmapRace,
+    /// SET_IRQS and interrupt delivery.
+    Irq,
 }
 
 impl Sub {
@@ -41,8 +48,10 @@ impl Sub {
         match self {
             Sub::Info => "info",
             Sub::BarRw => "bar-rw",
+            Sub::Config => "config",
             Sub::Mmap => "mmap",
             Sub::MmapRace => "mmap-race",
+            Sub::Irq => "irq",
         }
     }
 }
@@ -258,8 +267,10 @@ pub fn run_device(k: &mut Ktap, sub: Sub, mode: Mode, bdf: &str, dump: Option<&P
     match sub {
         Sub::Info => info::run(&mut c),
         Sub::BarRw => bar_rw::run(&mut c),
+        Sub::Config => config::run(&mut c),
         Sub::Mmap => mmap::run(&mut c),
         Sub::MmapRace => race::run(&mut c),
+        Sub::Irq => irq::run(&mut c),
     }
     let Ctx { k, t, dev, .. } = c;
     // Close the device before the next subcommand opens it again.
