@@ -81,7 +81,7 @@ for drv in $DRIVERS; do
 	# Race: readers of the ivshmem mapping against MEM toggling and resets.
 	bdf=$(bdf_of 1af4:1110)
 	echo "# vfio-test mmap-race --mode cdev $bdf with $drv"
-	VPR_RACE_SECS=600 vfio-test mmap-race --mode cdev "$bdf" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok [0-9]* \)/\1$drv./"
+	VPR_RACE_SECS=900 vfio-test mmap-race --mode cdev "$bdf" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok [0-9]* \)/\1$drv./"
 	# Upstream's VFIO kselftests on every device; their totals go into the transcripts, so
 	# `vfio-test compare` checks both drivers pass, skip and fail the same.
 	[ -d /kselftests ] && for bdf in $(test_bdfs); do
