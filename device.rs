@@ -478,7 +478,6 @@ impl VfioPciDevice {
             rawpci::restore_state(pdev);
         }
         rawpci::disable_device(pdev);
-        let _ = state.pci_2_3;
         self.irqs.clear_err_req();
     }
 
