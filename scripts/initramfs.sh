@@ -24,6 +24,9 @@ if [ -d "$out/kselftests" ]; then
 fi
 cp "$top/tests/guest/init" "$root/init"
 cp "$top"/tests/guest/*.sh "$root/bin/" 2>/dev/null || true
+# For focused runs while developing: `VPR_DEV_SCRIPT=my.sh make initramfs`, then
+# `bash scripts/guest.sh dev "$(cat out/kdir)" out` runs only that script in the guest.
+if [ -n "${VPR_DEV_SCRIPT:-}" ]; then cp "$VPR_DEV_SCRIPT" "$root/bin/dev.sh"; fi
 chmod +x "$root/init" "$root"/bin/*.sh 2>/dev/null || true
 
 (cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out/initramfs.cpio.gz"
