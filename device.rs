@@ -179,6 +179,8 @@ pub(crate) struct VfioPciDevice {
     counters: FaultCounters,
     /// The device loses its config state on D3hot->D0 (PMCSR NoSoftRst clear).
     needs_pm_restore: bool,
+    /// The `nointxmask` parameter, latched at probe as upstream does.
+    nointxmask: bool,
 }
 
 /// Answer of a region-info query.
@@ -200,6 +202,7 @@ fn nointx_quirk(vendor: u16, device: u16) -> bool {
 impl VfioPciDevice {
     /// Refuses devices this driver must not take: anything but a type-0 (endpoint) header.
     pub(crate) fn check_probe(pdev: &pci::Device) -> Result {
+        crate::params::check_denylist(pdev)?;
         let hdr = rawpci::hdr_type(pdev) & 0x7f;
         if hdr != 0 {
             dev_warn!(
@@ -221,6 +224,7 @@ impl VfioPciDevice {
             irqs <- Irqs::new(),
             counters: FaultCounters::default(),
             needs_pm_restore: rawpci::pm_no_soft_reset(pdev) == Some(false),
+            nointxmask: crate::params::nointxmask(),
         })
     }
 
@@ -318,7 +322,10 @@ impl VfioPciDevice {
         }
 
         let mut pci_2_3 = false;
-        if nointx_quirk(pdev.vendor_id().as_raw(), pdev.device_id()) {
+        let nointx = !self.nointxmask && nointx_quirk(pdev.vendor_id().as_raw(), pdev.device_id());
+        if self.nointxmask {
+            // No DisINTx masking: INTx takes an exclusive line masked at the irqchip.
+        } else if nointx {
             dev_info!(pdev.as_ref(), "Masking broken INTx support\n");
             rawpci::intx(pdev, false);
         } else {
@@ -330,7 +337,7 @@ impl VfioPciDevice {
         }
         self.irqs.open(
             pci_2_3,
-            nointx_quirk(pdev.vendor_id().as_raw(), pdev.device_id()),
+            nointx,
             rawpci::msix_cap(pdev) != 0 && rawpci::msix_can_alloc_dyn(pdev),
         );
 

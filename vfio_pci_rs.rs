@@ -22,6 +22,7 @@ mod intx;
 mod irqs;
 mod mmap;
 mod msi;
+mod params;
 mod rdwr;
 mod regions;
 
@@ -39,6 +40,9 @@ struct VfioPciRs;
 impl kernel::Module for VfioPciRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         ffi::vfio::register_driver()?;
+        // As upstream: register first, then add the `ids` (which probes matching devices).
+        params::add_ids();
+        params::report();
         Ok(Self)
     }
 }
