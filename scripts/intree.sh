@@ -45,7 +45,9 @@ unshare -m --propagation private bash -c '
 rc=$?
 echo "intree: build took $(( $(date +%s) - start )) s (log $log)" >&2
 # Warning-free, as the out-of-tree build: any compiler or clippy warning fails the check.
-if [ "$rc" = 0 ] && [ -f "$scratch/vfio_pci_rs.ko" ] && ! grep -qE '^(warning|error)|warning:' "$log"; then
+# The module must say it was built in-tree (modinfo intree: Y, which M= builds lack).
+if [ "$rc" = 0 ] && [ -f "$scratch/vfio_pci_rs.ko" ] && ! grep -qE '^(warning|error)|warning:' "$log" &&
+	[ "$(modinfo -F intree "$scratch/vfio_pci_rs.ko")" = Y ]; then
 	echo "intree.build 0"
 else
 	tail -n 40 "$log" >&2

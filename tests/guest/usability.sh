@@ -118,3 +118,32 @@ for drv in vfio_pci_rs vfio-pci; do
 done
 echo "# differential: nointxmask=1, vfio_pci_rs against vfio-pci"
 vfio-test compare /tmp/nointx/vfio_pci_rs /tmp/nointx/vfio-pci | sed "s/^\(\(not \)\{0,1\}ok [0-9]* \)/\1nointxmask./"
+
+# --- Observability: trace events agree with the debugfs counters; refusals are explained -----
+# The mmap subtests of vfio-test on pci-testdev (small BARs) fault pages in, toggle MEM (zap)
+# and try refused mappings; every counted fault and zap must have its event.
+tr=/sys/kernel/tracing
+[ -d $tr/events ] || mount -t tracefs nodev $tr 2>/dev/null
+ptd=$(bdf_of 1b36:0005)
+if modprobe vfio_pci_rs && [ -d $tr/events/vfio_pci_rs ] && bind vfio_pci_rs "$ptd"; then
+	echo > $tr/trace
+	echo 1 > $tr/events/vfio_pci_rs/enable
+	vfio-test mmap --mode cdev "$ptd" >/tmp/trace-mmap.log 2>&1
+	echo 0 > $tr/events/vfio_pci_rs/enable
+	cat $tr/trace >/tmp/trace.txt
+	c=/sys/kernel/debug/vfio_pci_rs/$ptd/faults
+	inserted=$(awk '$1 == "pte" || $1 == "pmd" || $1 == "pud" { n += $2 } END { print n + 0 }' $c)
+	zaps=$(awk '$1 == "zap" { print $2 }' $c)
+	ev_ins=$(grep -c 'vpr_fault: .* ret=NOPAGE' /tmp/trace.txt)
+	ev_zap=$(grep -c 'vpr_zap: ' /tmp/trace.txt)
+	echo "# trace: $ev_ins NOPAGE faults, $ev_zap zaps; debugfs: $inserted inserted, $zaps zaps"
+	grep -m 3 -E 'vpr_(fault|zap|refused):' /tmp/trace.txt | sed 's/^/#   /'
+	[ "$ev_ins" -gt 0 ] && [ "$ev_ins" = "$inserted" ] && [ "$ev_zap" = "$zaps" ] &&
+		ok usability.trace.faults_and_zaps || not_ok usability.trace.faults_and_zaps
+	grep -qE 'vpr_refused: .* mmap refused: -22 \(region [0-9]+, offset 0x[0-9a-f]+, size 0x[0-9a-f]+' /tmp/trace.txt &&
+		ok usability.trace.mmap_refused || not_ok usability.trace.mmap_refused
+	release "$ptd"
+	rmmod vfio_pci_rs
+else
+	not_ok usability.trace.setup "no vfio_pci_rs trace events or no pci-testdev bound"
+fi
