@@ -32,16 +32,23 @@ kernel: setup
 	@mkdir -p $(OUT) && bash scripts/kernel.sh > $(OUT)/kdir
 
 KDIR ?= $(shell cat $(OUT)/kdir 2>/dev/null)
+# The test kernel is built with clang/lld 19; for a tree built with GCC (as distribution
+# kernels are) pass LLVM= (empty), so the C shim is compiled like the rest of that tree.
+LLVM ?= -19
 
 module:
 	@if [ -z "$(KDIR)" ]; then $(MAKE) -s kernel; fi
-	@$(MAKE) -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=-19 modules
+	@$(MAKE) -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=$(LLVM) modules
 
 # Installs vfio_pci_rs.ko under $(INSTALL_MOD_PATH)/lib/modules/<release>/extra (where
 # out-of-tree modules go) and runs depmod there, so `modprobe vfio_pci_rs` finds it
 # (INSTALL_MOD_PATH empty: the running system, which needs KDIR to be its own kernel's build).
 install: module
-	@$(MAKE) -s -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=-19 INSTALL_MOD_DIR=extra modules_install
+	@if [ -z "$(INSTALL_MOD_PATH)" ] && [ "$(origin KDIR)" = file ]; then \
+		echo "install: the running system needs its own kernel's tree:" \
+			"make install KDIR=/lib/modules/\$$(uname -r)/build (or INSTALL_MOD_PATH=<staging dir>)" >&2; \
+		exit 1; fi
+	@$(MAKE) -s -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=$(LLVM) INSTALL_MOD_DIR=extra modules_install
 
 client:
 	@cd tests/client && RUSTFLAGS="-C target-feature=+crt-static" \
