@@ -2,14 +2,15 @@
 
 //! vfio_pci_rs: a VFIO PCI driver in Rust.
 //!
-//! It binds PCI devices (only through `driver_override`), registers them with the VFIO core
+//! It binds PCI devices (through `driver_override`, or the dynamic ids its `ids=` parameter
+//! adds, never by a static id table), registers them with the VFIO core
 //! (group and iommufd cdev paths) and serves what user space asks of them: device, region and
 //! IRQ info, BAR and config-space access, BAR mmap with lazily faulted PFNs that are zapped when
 //! memory decode goes off, and reset.
 //!
 //! Layout: `device` holds the per-device state and VFIO operations; `rdwr`, `mmap` and `fault`
-//! are the BAR access paths; `regions` the file-offset layout; `ffi` is the only place with
-//! `unsafe` (plus the C shim `ffi/shim.c`).
+//! are the BAR access paths; `regions` the file-offset layout; `params` the module parameters;
+//! `ffi` is the only place with `unsafe` (plus the C shim `ffi/shim.c` and `ffi/trace.c`).
 
 use kernel::prelude::*;
 

@@ -62,7 +62,7 @@ static void vpr_pci_remove(struct pci_dev *pdev)
 	vpr_remove(pci_get_drvdata(pdev));
 }
 
-/* Empty: the driver binds only through driver_override (or new_id), never by matching. */
+/* Empty: the driver binds through driver_override or dynamic ids (new_id, ids=) only. */
 static const struct pci_device_id vpr_pci_ids[] = { {} };
 
 /* AER: relay the error to the user's ERR eventfd; the user decides how to recover. */

@@ -3,6 +3,8 @@
 # loaded from its installed location. When stdin is not a terminal the shell reads it as a
 # script and the guest powers off at its end, so `make vm </dev/null` also terminates.
 . /bin/lib.sh
+# For the trace events (README: Seeing what it does).
+mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
 if modprobe vfio_pci_rs; then echo "vm: vfio_pci_rs loaded"; else echo "vm: modprobe vfio_pci_rs failed"; fi
 echo "vm: the test devices:"
 for bdf in $(test_bdfs); do printf '  %s %s\n' "$bdf" "$(name_of "$bdf")"; done
