@@ -7,6 +7,8 @@ kver=$(uname -r)
 mod_of() { [ "$1" = vfio-pci ] && echo vfio_pci || echo "$1"; }
 unload_all() { rmmod vfio_pci_rs 2>/dev/null; rmmod vfio_pci 2>/dev/null; return 0; }
 unload_all
+# No driver_override left by earlier tests: it would decide the binding instead of ids=.
+for bdf in $(test_bdfs); do release "$bdf"; done
 
 # --- Installed as `make install` installs it: extra/, known to depmod --------------------
 if [ -f "/lib/modules/$kver/extra/vfio_pci_rs.ko" ] &&
