@@ -100,6 +100,25 @@ for drv in vfio_pci_rs vfio-pci; do
 	rmmod "$(mod_of "$drv")"
 done
 
+# --- SR-IOV: no VFs through a bound PF (igb has 7), as vfio-pci without enable_sriov -------
+igb=$(bdf_of 8086:10c9)
+for drv in vfio_pci_rs vfio-pci; do
+	modprobe "$drv"
+	if bind "$drv" "$igb" && [ "$(cat "/sys/bus/pci/devices/$igb/sriov_totalvfs")" -gt 0 ]; then
+		# The shell's write error names the errno (ENOENT: "No such file or directory").
+		(echo 1 >"/sys/bus/pci/devices/$igb/sriov_numvfs") 2>&1 | sed 's/.*: //' >"/tmp/sriov.$drv"
+		echo "# sriov_numvfs=1 with $drv: $(cat "/tmp/sriov.$drv"), now $(cat "/sys/bus/pci/devices/$igb/sriov_numvfs") VFs"
+		[ "$(cat "/sys/bus/pci/devices/$igb/sriov_numvfs")" = 0 ] && ok "usability.sriov.$drv.refused" ||
+			not_ok "usability.sriov.$drv.refused"
+	else
+		not_ok "usability.sriov.$drv.bind"
+	fi
+	release "$igb"
+	rmmod "$(mod_of "$drv")"
+done
+[ -s /tmp/sriov.vfio-pci ] && cmp -s /tmp/sriov.vfio_pci_rs /tmp/sriov.vfio-pci &&
+	ok usability.sriov.same_error || not_ok usability.sriov.same_error
+
 # --- nointxmask: INTx on an exclusive line masked at the irqchip still behaves as upstream --
 # The whole INTx sequence of the edu device (delivery, auto-mask, unmask while asserting,
 # MASK/UNMASK, virtual DisINTx, resample eventfd) under both drivers, transcripts compared.
