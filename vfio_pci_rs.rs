@@ -8,7 +8,8 @@
 //! memory decode goes off, and reset.
 //!
 //! Layout: `device` holds the per-device state and VFIO operations; `rdwr`, `mmap` and `fault`
-//! are the BAR access paths; `regions` the file-offset layout; `ffi` is the only place with
+//! are the BAR access paths; `regions` the file-offset layout; `reset` the slot/bus (hot)
+//! resets of a device set; `ffi` is the only place with
 //! `unsafe` (plus the C shim `ffi/shim.c`).
 
 use kernel::prelude::*;
@@ -24,6 +25,7 @@ mod mmap;
 mod msi;
 mod rdwr;
 mod regions;
+mod reset;
 
 module! {
     type: VfioPciRs,
