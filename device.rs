@@ -5,8 +5,10 @@
 //!
 //! # Locks
 //!
-//! Order, written once: `mmap_lock -> memory`; `open -> memory`; `open -> igate -> memory`; no
-//! user copy under `memory`.
+//! Order, written once: `mmap_lock -> memory`; `dev_set -> open -> memory`;
+//! `open -> igate -> memory`; no user copy under `memory`.
+//! - `dev_set` (the VFIO core's device-set mutex): held by the core around `open_device` and
+//!   `close_device`, and by hot reset (`reset.rs`), which only tries each member's `memory`.
 //! - `open` (mutex): per-open state (saved config state, reset ability, config space).
 //! - `igate` (mutex, in `irqs`): interrupt configuration (SET_IRQS, virtual DisINTx from the
 //!   config space, teardown at close); MSI/MSI-X vector set-up takes `memory` for write under it.
