@@ -5,8 +5,10 @@
 //!
 //! # Locks
 //!
-//! Order, written once: `mmap_lock -> memory`; `open -> memory`; `open -> igate -> memory`; no
-//! user copy under `memory`.
+//! Order, written once: `mmap_lock -> memory`; `dev_set -> open -> memory`;
+//! `open -> igate -> memory`; no user copy under `memory`.
+//! - `dev_set` (the VFIO core's device-set mutex): held by the core around `open_device` and
+//!   `close_device`, and by hot reset (`reset.rs`), which only tries each member's `memory`.
 //! - `open` (mutex): per-open state (saved config state, reset ability, config space).
 //! - `igate` (mutex, in `irqs`): interrupt configuration (SET_IRQS, virtual DisINTx from the
 //!   config space, teardown at close); MSI/MSI-X vector set-up takes `memory` for write under it.
@@ -15,7 +17,10 @@
 //!   access. Writers: everything that turns decode off, resets the device or changes the BARs;
 //!   those zap every user mapping right after taking it, before touching the hardware.
 
-use core::sync::atomic::Ordering;
+use core::sync::atomic::{
+    AtomicBool,
+    Ordering, //
+};
 use kernel::{
     bindings, pci,
     prelude::*,
@@ -43,6 +48,7 @@ use crate::{
         FaultRequest, //
     },
     ffi::{
+        devset::DevSet,
         io::BarMap,
         mm::{
             self as ffimm,
@@ -73,6 +79,7 @@ use crate::{
         self,
         MsixTable, //
     },
+    reset,
 };
 
 const PCI_COMMAND: u16 = 0x04;
@@ -81,7 +88,8 @@ const PCI_COMMAND_INTX_DISABLE: u16 = 0x400;
 const PCI_MSI_FLAGS: u16 = 2;
 const PCI_MSIX_FLAGS: u16 = 2;
 const PCI_MSIX_TABLE: u16 = 4;
-const PCI_D0: i32 = 0;
+/// `PCI_D0`, the fully powered state.
+pub(crate) const PCI_D0: i32 = 0;
 const PCI_D3HOT: i32 = 3;
 const PAGE_SIZE: u64 = 4096;
 
@@ -93,6 +101,8 @@ const VFIO_DEVICE_GET_INFO: u32 = vfio_ioctl(7);
 const VFIO_DEVICE_GET_IRQ_INFO: u32 = vfio_ioctl(9);
 const VFIO_DEVICE_SET_IRQS: u32 = vfio_ioctl(10);
 const VFIO_DEVICE_RESET: u32 = vfio_ioctl(11);
+const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: u32 = vfio_ioctl(12);
+const VFIO_DEVICE_PCI_HOT_RESET: u32 = vfio_ioctl(13);
 
 /// What a BAR slot holds while the device is open (upstream's `barmap[]`).
 type BarSlot = Result<BarMap>;
@@ -181,6 +191,9 @@ pub(crate) struct VfioPciDevice {
     needs_pm_restore: bool,
     /// The `nointxmask` parameter, latched at probe as upstream does.
     nointxmask: bool,
+    /// The last close could not reset the function: a slot or bus reset of the unused set is
+    /// still owed (upstream `needs_reset`). Changed only under the device set's mutex.
+    needs_reset: AtomicBool,
 }
 
 /// Answer of a region-info query.
@@ -225,6 +238,7 @@ impl VfioPciDevice {
             counters: FaultCounters::default(),
             needs_pm_restore: rawpci::pm_no_soft_reset(pdev) == Some(false),
             nointxmask: crate::params::nointxmask(),
+            needs_reset: AtomicBool::new(false),
         })
     }
 
@@ -289,6 +303,27 @@ impl VfioPciDevice {
             rawpci::restore_state(pdev);
         }
         Ok(())
+    }
+
+    /// As [`Self::zap_and_write_memory`], but gives up instead of waiting for the lock.
+    pub(crate) fn try_zap_and_write_memory(
+        &self,
+        dev: &Device,
+    ) -> Option<WriteGuard<'_, MemoryState>> {
+        let guard = self.memory.try_write()?;
+        ffimm::zap_range(dev, 0, regions::index_to_offset(regions::ROM));
+        FaultCounters::bump(&self.counters.zap);
+        Some(guard)
+    }
+
+    /// Whether a slot or bus reset is still owed since the last close.
+    pub(crate) fn needs_reset(&self) -> bool {
+        self.needs_reset.load(Ordering::Relaxed)
+    }
+
+    /// Records whether a slot or bus reset is owed (under the device set's mutex).
+    pub(crate) fn set_needs_reset(&self, owed: bool) {
+        self.needs_reset.store(owed, Ordering::Relaxed);
     }
 
     /// Takes the memory lock for write without zapping (decode is not turned off).
@@ -447,7 +482,7 @@ impl VfioPciDevice {
 
     /// `close_device`: undo open and leave the device reset and disabled (upstream
     /// `vfio_pci_core_disable`).
-    pub(crate) fn close_device(&self, _dev: &Device) {
+    pub(crate) fn close_device(&self, dev: &Device) {
         let pdev = self.pdev();
         let Some(state) = self.open.lock().take() else {
             return;
@@ -463,6 +498,8 @@ impl VfioPciDevice {
         }
         drop(state.subpages);
 
+        // Owed until a function reset below succeeds.
+        self.set_needs_reset(true);
         let mut reset_possible = true;
         if let Some(saved) = state.saved {
             if saved.load_and_free(pdev).is_err() {
@@ -479,13 +516,16 @@ impl VfioPciDevice {
         if reset_possible {
             // Disable INTx and MSI during the reset, as pci_reset_function() does.
             rawpci::write_config_word(pdev, PCI_COMMAND, PCI_COMMAND_INTX_DISABLE);
-            if state.reset_works {
-                rawpci::try_locked_reset(pdev);
+            if state.reset_works && rawpci::try_locked_reset(pdev) {
+                self.set_needs_reset(false);
             }
             rawpci::restore_state(pdev);
         }
         rawpci::disable_device(pdev);
         self.irqs.clear_err_req();
+        // SAFETY: the VFIO core calls `close_device` with the device set's mutex held.
+        let set = unsafe { DevSet::held_by_core(dev) };
+        reset::try_reset_unused_set(&set);
     }
 
     fn reset_works(&self) -> bool {
@@ -501,6 +541,8 @@ impl VfioPciDevice {
                 .irqs
                 .ioctl_set_irqs(self, arg, |index| self.irq_count(index)),
             VFIO_DEVICE_RESET => self.ioctl_reset(dev).map(|()| 0),
+            VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => reset::ioctl_info(dev, arg).map(|()| 0),
+            VFIO_DEVICE_PCI_HOT_RESET => reset::ioctl_reset(dev, arg).map(|()| 0),
             _ => Err(ENOTTY),
         }
     }

@@ -7,6 +7,7 @@
 //! `ffi/shim.c`: the static tables (pci_driver, vfio_device_ops, vm_operations_struct) and
 //! one-line wrappers for C static inlines and macros.
 
+pub(crate) mod devset;
 pub(crate) mod eventfd;
 pub(crate) mod io;
 pub(crate) mod irq;

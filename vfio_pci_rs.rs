@@ -9,8 +9,9 @@
 //! memory decode goes off, and reset.
 //!
 //! Layout: `device` holds the per-device state and VFIO operations; `rdwr`, `mmap` and `fault`
-//! are the BAR access paths; `regions` the file-offset layout; `params` the module parameters;
-//! `ffi` is the only place with `unsafe` (plus the C shim `ffi/shim.c` and `ffi/trace.c`).
+//! are the BAR access paths; `regions` the file-offset layout; `reset` the slot/bus (hot)
+//! resets of a device set; `params` the module parameters; `ffi` is the only place with
+//! `unsafe` (plus the C shim `ffi/shim.c` and `ffi/trace.c`).
 
 use kernel::prelude::*;
 
@@ -26,6 +27,7 @@ mod msi;
 mod params;
 mod rdwr;
 mod regions;
+mod reset;
 
 module! {
     type: VfioPciRs,

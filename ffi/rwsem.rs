@@ -63,6 +63,14 @@ impl<T> RwSem<T> {
         unsafe { bindings::down_write(self.sem.get()) };
         WriteGuard { lock: self }
     }
+
+    /// Takes the semaphore for write if nobody holds it, without sleeping.
+    pub(crate) fn try_write(&self) -> Option<WriteGuard<'_, T>> {
+        // SAFETY: `sem` is initialised (type invariant).
+        let locked = unsafe { bindings::down_write_trylock(self.sem.get()) } != 0;
+        // Lazily: a guard built for a failed trylock would release a lock it never held.
+        locked.then(|| WriteGuard { lock: self })
+    }
 }
 
 /// Shared access to the data of a [`RwSem`]; releases the semaphore when dropped.

@@ -7,6 +7,7 @@
  * (without it vfio cannot claim DMA ownership of the group) nor an override-only id table.
  */
 #include <linux/debugfs.h>
+#include <linux/iommu.h>
 #include <linux/io.h>
 #include <linux/io-64-nonatomic-lo-hi.h>
 #include <linux/ioport.h>
@@ -316,6 +317,134 @@ void vpr_msi_refresh_msg(unsigned int irq)
 
 	get_cached_msi_msg(irq, &msg);
 	pci_write_msi_msg(irq, &msg);
+}
+
+/*
+ * Device sets. Devices that one slot or bus reset affects share a VFIO device set, as upstream
+ * (vfio_pci_core_register_device). The set id is the slot or bus pointer plus one: the VFIO
+ * core keys sets by an opaque id, and an id of our own keeps vfio_pci_rs devices out of
+ * vfio-pci's sets, whose code treats every member as a vfio_pci_core_device (and ours as ours).
+ */
+int vpr_assign_dev_set(struct vfio_device *vdev, struct pci_dev *pdev)
+{
+	void *id;
+
+	/* A set of its own: the VFIO core assigns one at registration. */
+	if (pci_is_root_bus(pdev->bus) || pdev->is_virtfn)
+		return 0;
+	id = !pci_probe_reset_slot(pdev->slot) ? (void *)pdev->slot : (void *)pdev->bus;
+	return vfio_assign_device_set(vdev, (u8 *)id + 1);
+}
+
+bool vpr_cdev_opened(struct vfio_device *vdev)
+{
+	return vfio_device_cdev_opened(vdev);
+}
+
+void vpr_dev_set_lock(struct vfio_device *vdev)
+{
+	mutex_lock(&vdev->dev_set->lock);
+}
+
+void vpr_dev_set_unlock(struct vfio_device *vdev)
+{
+	mutex_unlock(&vdev->dev_set->lock);
+}
+
+unsigned int vpr_dev_set_open_count(struct vfio_device *vdev)
+{
+	return vfio_device_set_open_count(vdev->dev_set);
+}
+
+/* The members of vdev's set (at most max into out), in list order; returns how many there are. */
+int vpr_dev_set_devices(struct vfio_device *vdev, struct vfio_device **out, int max)
+{
+	struct vfio_device *cur;
+	int n = 0;
+
+	lockdep_assert_held(&vdev->dev_set->lock);
+	list_for_each_entry(cur, &vdev->dev_set->device_list, dev_set_list) {
+		if (n < max)
+			out[n] = cur;
+		n++;
+	}
+	return n;
+}
+
+struct vfio_device *vpr_dev_set_find(struct vfio_device *vdev, struct pci_dev *pdev)
+{
+	return vfio_find_device_in_devset(vdev->dev_set, &pdev->dev);
+}
+
+/* Which reset the topology allows, in upstream's order: 1 slot, 0 bus, -ENODEV neither. */
+int vpr_probe_slot_or_bus_reset(struct pci_dev *pdev)
+{
+	if (!pci_probe_reset_slot(pdev->slot))
+		return 1;
+	if (!pci_probe_reset_bus(pdev->bus))
+		return 0;
+	return -ENODEV;
+}
+
+int vpr_reset_slot_or_bus(struct pci_dev *pdev)
+{
+	return pci_reset_bus(pdev);
+}
+
+/* Upstream's vfio_pci_for_each_slot_or_bus: fn on every device the reset of pdev affects. */
+struct vpr_walk {
+	int (*fn)(struct pci_dev *pdev, void *data);
+	void *data;
+	struct pci_slot *slot;
+	int ret;
+};
+
+static bool vpr_below_slot(struct pci_dev *pdev, struct pci_slot *slot)
+{
+	for (; pdev; pdev = pdev->bus->self)
+		if (pdev->bus == slot->bus)
+			return pdev->slot == slot;
+	return false;
+}
+
+static int vpr_walk_one(struct pci_dev *pdev, void *data)
+{
+	struct vpr_walk *walk = data;
+
+	if (!walk->slot || vpr_below_slot(pdev, walk->slot))
+		walk->ret = walk->fn(pdev, walk->data);
+	return walk->ret;
+}
+
+int vpr_for_each_affected(struct pci_dev *pdev, bool slot,
+			  int (*fn)(struct pci_dev *pdev, void *data), void *data)
+{
+	struct vpr_walk walk = {
+		.fn = fn, .data = data, .slot = slot ? pdev->slot : NULL, .ret = 0,
+	};
+
+	pci_walk_bus(pdev->bus, vpr_walk_one, &walk);
+	return walk.ret;
+}
+
+void vpr_pci_location(struct pci_dev *pdev, u16 *segment, u8 *bus, u8 *devfn)
+{
+	*segment = pci_domain_nr(pdev->bus);
+	*bus = pdev->bus->number;
+	*devfn = pdev->devfn;
+}
+
+/* The IOMMU group number, or -EPERM for a device without one (it cannot be isolated). */
+int vpr_iommu_group_id(struct pci_dev *pdev)
+{
+	struct iommu_group *group = iommu_group_get(&pdev->dev);
+	int id;
+
+	if (!group)
+		return -EPERM;
+	id = iommu_group_id(group);
+	iommu_group_put(group);
+	return id;
 }
 
 /*

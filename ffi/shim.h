@@ -94,5 +94,20 @@ void vpr_zap_mapping(struct vfio_device *vdev, u64 start, u64 len);
 int vpr_refused(struct device *dev, const char *op, int err);
 int vpr_mmap_refused(struct vfio_device *vdev, unsigned long pgoff, unsigned long len,
 		     bool shared, int err);
+/* Device sets and hot reset (ffi/devset.rs). */
+struct file;
+int vpr_assign_dev_set(struct vfio_device *vdev, struct pci_dev *pdev);
+bool vpr_cdev_opened(struct vfio_device *vdev);
+void vpr_dev_set_lock(struct vfio_device *vdev);
+void vpr_dev_set_unlock(struct vfio_device *vdev);
+unsigned int vpr_dev_set_open_count(struct vfio_device *vdev);
+int vpr_dev_set_devices(struct vfio_device *vdev, struct vfio_device **out, int max);
+struct vfio_device *vpr_dev_set_find(struct vfio_device *vdev, struct pci_dev *pdev);
+int vpr_probe_slot_or_bus_reset(struct pci_dev *pdev);
+int vpr_reset_slot_or_bus(struct pci_dev *pdev);
+int vpr_for_each_affected(struct pci_dev *pdev, bool slot,
+			  int (*fn)(struct pci_dev *pdev, void *data), void *data);
+void vpr_pci_location(struct pci_dev *pdev, u16 *segment, u8 *bus, u8 *devfn);
+int vpr_iommu_group_id(struct pci_dev *pdev);
 
 #endif

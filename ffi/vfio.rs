@@ -97,6 +97,12 @@ fn probe(pdev: &pci::Device) -> Result<*mut sys::vfio_device> {
     // SAFETY: as above; `data` is now initialised.
     // INVARIANT: `live` is set right after `data` is initialised.
     unsafe { (*container).live = true };
+    // SAFETY: `container` is live (just initialised) and not yet registered.
+    if let Err(e) = super::devset::assign(unsafe { Device::from_vfio(vdev) }, pdev) {
+        // SAFETY: `vdev` is ours and unregistered; release drops `data`.
+        unsafe { sys::vpr_put_device(vdev) };
+        return Err(e);
+    }
     // SAFETY: `vdev` is a fully initialised vfio device.
     let ret = unsafe { sys::vfio_register_group_dev(vdev) };
     if ret != 0 {

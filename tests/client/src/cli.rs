@@ -19,7 +19,9 @@ subcommands:
   mmap       BAR mmap, mmap error cases, zap on memory disable and reset
   mmap-race  readers vs. COMMAND.MEM toggling and reset (bounded: 10k toggles, 60 s)
   irq        SET_IRQS validation, INTx/MSI/MSI-X/ERR/REQ delivery, enable/disable cycles
-  all        info, bar-rw, config and mmap in sequence
+  hot-reset  slot/bus reset info and reset (group-fd or zero-length iommufd form),
+             bad inputs, device state before and after
+  all        info, bar-rw, config, mmap and hot-reset in sequence
   compare    diff the transcripts in two --dump directories
   bench      time the hot paths (open, info, config and BAR reads, MEM toggles,
              faulting a BAR in); prints `bench: ROW NS_PER_OP COUNT` lines
@@ -109,8 +111,9 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         "mmap" => vec![Sub::Mmap],
         "mmap-race" => vec![Sub::MmapRace],
         "irq" => vec![Sub::Irq],
+        "hot-reset" => vec![Sub::HotReset],
         "irq-req" => return crate::tests::irq::parse_req(it),
-        "all" => vec![Sub::Info, Sub::BarRw, Sub::Config, Sub::Mmap],
+        "all" => vec![Sub::Info, Sub::BarRw, Sub::Config, Sub::Mmap, Sub::HotReset],
         "hold" => vec![],
         other => return Err(format!("unknown subcommand '{other}'")),
     };
@@ -183,7 +186,7 @@ mod tests {
         assert_eq!(
             p("all --mode cdev --dump /tmp/x 0000:00:04.0"),
             Ok(Command::Run {
-                subs: vec![Sub::Info, Sub::BarRw, Sub::Config, Sub::Mmap],
+                subs: vec![Sub::Info, Sub::BarRw, Sub::Config, Sub::Mmap, Sub::HotReset],
                 mode: Mode::Cdev,
                 dump: Some("/tmp/x".into()),
                 bdf: "0000:00:04.0".into()

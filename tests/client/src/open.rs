@@ -373,6 +373,21 @@ impl Device {
         r.map(|_| (RegionInfo::parse(b.bytes()), b))
     }
 
+    /// The group fd (group mode), -1 otherwise.
+    pub fn group_fd(&self) -> RawFd {
+        self.group
+    }
+
+    /// Whether the device was opened through its cdev (iommufd).
+    pub fn is_cdev(&self) -> bool {
+        self.iommufd >= 0
+    }
+
+    /// An ioctl with a buffer on the device.
+    pub fn ioctl_buf(&self, req: u64, buf: &mut AlignedBuf) -> Result<i32, Errno> {
+        self.io.ioctl_buf(req, buf)
+    }
+
     /// `VFIO_DEVICE_RESET`.
     pub fn reset(&self) -> Result<i32, Errno> {
         self.io.ioctl_val(VFIO_DEVICE_RESET, 0)

@@ -53,6 +53,16 @@ pub const VFIO_DEVICE_GET_REGION_INFO: u64 = io(VFIO_TYPE, VFIO_BASE + 8);
 pub const VFIO_DEVICE_GET_IRQ_INFO: u64 = io(VFIO_TYPE, VFIO_BASE + 9);
 /// `VFIO_DEVICE_RESET` on a device.
 pub const VFIO_DEVICE_RESET: u64 = io(VFIO_TYPE, VFIO_BASE + 11);
+/// `VFIO_DEVICE_GET_PCI_HOT_RESET_INFO` on a device.
+pub const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: u64 = io(VFIO_TYPE, VFIO_BASE + 12);
+/// `VFIO_DEVICE_PCI_HOT_RESET` on a device.
+pub const VFIO_DEVICE_PCI_HOT_RESET: u64 = io(VFIO_TYPE, VFIO_BASE + 13);
+/// Hot-reset info flag: entries carry iommufd device ids, not group ids.
+pub const VFIO_PCI_HOT_RESET_FLAG_DEV_ID: u32 = 1;
+/// Hot-reset info flag: the caller owns every affected device.
+pub const VFIO_PCI_HOT_RESET_FLAG_DEV_ID_OWNED: u32 = 2;
+/// Hot-reset info device id of an affected device the caller does not own.
+pub const VFIO_PCI_DEVID_NOT_OWNED: u32 = u32::MAX;
 /// `VFIO_DEVICE_BIND_IOMMUFD` on a device cdev.
 pub const VFIO_DEVICE_BIND_IOMMUFD: u64 = io(VFIO_TYPE, VFIO_BASE + 18);
 /// `VFIO_DEVICE_ATTACH_IOMMUFD_PT` on a device cdev.

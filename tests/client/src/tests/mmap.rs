@@ -89,6 +89,35 @@ pub fn run(c: &mut Ctx) {
     zap(c, &info, *i, m);
     flr(c, *i, m);
     d3hot(c, *i, m);
+    hot_reset(c, *i, m);
+}
+
+/// A slot/bus reset (VFIO_DEVICE_PCI_HOT_RESET) while `bar` is mapped and
+/// touched: the mappings are zapped during the reset and fault back in.
+fn hot_reset(c: &mut Ctx, bar: u32, m: &Mapping) {
+    let expect = seed(c, bar, m, 8);
+    verify_mapped(c, "hot_reset.before", bar, m, &expect);
+    let before = print_counters(c, "before hot reset");
+    let r = super::hot_reset::reset_own(c);
+    c.t.ioctl_ret("VFIO_DEVICE_PCI_HOT_RESET (own group or iommufd)", &r);
+    super::hot_reset::expect_reset(c, "hot_reset", &r);
+    mem_after(c, "after hot reset");
+    verify_mapped(c, "hot_reset.after", bar, m, &expect);
+    let after = print_counters(c, "after hot reset");
+    match (before, after) {
+        (Some(b), Some(a)) => {
+            c.check(
+                "hot_reset.counters.zap",
+                counters::get(&a, "zap") > counters::get(&b, "zap"),
+                format!("zap above {}", counters::get(&b, "zap")),
+                counters::get(&a, "zap"),
+            );
+        }
+        _ => c.skip(
+            "hot_reset.counters",
+            "no vfio_pci_rs fault counters (upstream driver)",
+        ),
+    }
 }
 
 fn error_cases(c: &mut Ctx, info: &DeviceInfo, maps: &[(u32, RegionInfo, Mapping)], page: u64) {

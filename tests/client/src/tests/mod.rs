@@ -6,6 +6,7 @@ pub mod compare;
 pub mod config;
 #[cfg(test)]
 mod fake;
+pub mod hot_reset;
 pub mod info;
 pub mod irq;
 pub mod mmap;
@@ -40,6 +41,8 @@ pub enum Sub {
     MmapRace,
     /// SET_IRQS and interrupt delivery.
     Irq,
+    /// Slot/bus (hot) reset ioctls.
+    HotReset,
 }
 
 impl Sub {
@@ -52,6 +55,7 @@ impl Sub {
             Sub::Mmap => "mmap",
             Sub::MmapRace => "mmap-race",
             Sub::Irq => "irq",
+            Sub::HotReset => "hot-reset",
         }
     }
 }
@@ -271,6 +275,7 @@ pub fn run_device(k: &mut Ktap, sub: Sub, mode: Mode, bdf: &str, dump: Option<&P
         Sub::Mmap => mmap::run(&mut c),
         Sub::MmapRace => race::run(&mut c),
         Sub::Irq => irq::run(&mut c),
+        Sub::HotReset => hot_reset::run(&mut c),
     }
     let Ctx { k, t, dev, .. } = c;
     // Close the device before the next subcommand opens it again.
