@@ -71,8 +71,12 @@ initramfs: kernel module client
 run: initramfs
 	@bash scripts/guest.sh run "$$(cat $(OUT)/kdir)" $(OUT)
 
+# The serial line has no end of file: input from a pipe or file must end with `exit`, and
+# without a terminal the guest is stopped after 10 minutes (VPR_GUEST_TIMEOUT overrides).
 vm: initramfs
-	@VPR_GUEST_TIMEOUT=$${VPR_GUEST_TIMEOUT:-86400} bash scripts/guest.sh vm "$$(cat $(OUT)/kdir)" $(OUT)
+	@if [ -t 0 ]; then t=86400; else t=600; \
+		echo "vm: stdin is not a terminal: end the input with 'exit' (stopped after $$t s)" >&2; fi; \
+	VPR_GUEST_TIMEOUT=$${VPR_GUEST_TIMEOUT:-$$t} bash scripts/guest.sh vm "$$(cat $(OUT)/kdir)" $(OUT)
 
 test: setup
 	@bash scripts/test.sh $(OUT)

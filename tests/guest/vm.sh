@@ -1,7 +1,7 @@
 #!/bin/sh
 # `make vm`: an interactive shell on the guest's console (QEMU -serial stdio) with vfio_pci_rs
-# loaded from its installed location. When stdin is not a terminal the shell reads it as a
-# script and the guest powers off at its end, so `make vm </dev/null` also terminates.
+# loaded from its installed location. The guest powers off when the shell exits; a serial line
+# has no end of file, so piped input must end with `exit` (the Makefile bounds that case).
 . /bin/lib.sh
 # For the trace events (README: Seeing what it does).
 mount -t tracefs nodev /sys/kernel/tracing 2>/dev/null
