@@ -91,8 +91,10 @@ for drv in $DRIVERS; do
 	# pages, pinning and IOMMU-mapping it under TCG outlasts the harness's fixed 30 s per test,
 	# and the harness reaps a timed-out test without waiting (WNOHANG), so the next tests find
 	# the group still held by the dying one (open: EBUSY). 2 MiB shmem pages (THP) make a
-	# fixture take seconds; the tests are unchanged.
+	# fixture take seconds; the tests are unchanged. A few 2 MiB hugetlb pages let
+	# vfio_dma_mapping_test's hugetlb_2mb variants run instead of skipping.
 	echo always >/sys/kernel/mm/transparent_hugepage/shmem_enabled
+	echo 4 >/proc/sys/vm/nr_hugepages
 	[ -d /kselftests ] && for bdf in $(test_bdfs); do
 		for t in /kselftests/vfio_*_test; do
 			name=$(basename "$t")
@@ -105,8 +107,9 @@ for drv in $DRIVERS; do
 			echo "# kselftest $name $(name_of "$bdf") with $drv: exit $rc in $((t1 - t0)) s, $totals"
 			grep -E '^(not ok|ok .*# SKIP)' /tmp/kst.log | sed 's/^/#   /' | head -n 20
 			[ "$rc" = 0 ] || grep -m 3 -iE 'assert|error|fail|timeout' /tmp/kst.log | sed 's/^/#   log: /'
-			# Results per IOMMU mode (the fixture variants: type1, type1v2, iommufd compat, iommufd).
-			echo "#   passed per mode: $(sed -nE 's/^ok [0-9]+ [a-z_]+\.([a-z0-9_]+)\.[a-z_]+$/\1/p' /tmp/kst.log |
+			# Passes per fixture variant (the IOMMU modes, with the memory backing for
+			# vfio_dma_mapping_test; MSI/MSI-X for vfio_pci_device_test).
+			echo "#   passed per variant: $(sed -nE 's/^ok [0-9]+ [a-z_]+\.([a-z0-9_]+)\.[a-z_]+$/\1/p' /tmp/kst.log |
 				sort | uniq -c | awk '{ printf "%s %s, ", $2, $1 }')"
 			dir=/tmp/out/$drv
 			printf 'exit %s\n%s\n' "$rc" "$totals" >"$dir/kselftest.$name.$bdf.txt"
@@ -115,6 +118,7 @@ for drv in $DRIVERS; do
 		done
 	done
 	echo never >/sys/kernel/mm/transparent_hugepage/shmem_enabled
+	echo 0 >/proc/sys/vm/nr_hugepages
 	for bdf in $(test_bdfs); do release "$bdf"; done
 done
 

@@ -60,12 +60,13 @@ const CYCLES: u32 = 1000;
 const MSIX_CYCLES: u32 = 1000;
 /// Vectors enabled per MSI-X cycle (at most the device's count). Measured in
 /// the TCG guest (group mode, 200 cycles): 1 vector 0.8-1.2 s, 2 vectors
-/// 1.7-3.1 s, 4 vectors 4.0-5.9 s, alike under both drivers. 1,000 cycles of
-/// 4 vectors cost 20-30 s per run, 2-3 minutes more for the suite's 8 runs
-/// (igb and nvme, group and cdev, two drivers): affordable, and every cycle
-/// still allocates and frees several vectors as QEMU does, which is where a
-/// leak per vector would show. `VPR_MSIX_CYCLES` and `VPR_MSIX_VECTORS`
-/// override both for measuring.
+/// 1.7-3.1 s, 4 vectors 4.0-5.9 s, alike under both drivers; 1,000 cycles of
+/// 4 vectors: 25-55 s per run on a host busy with other work. So 4 vectors
+/// add about 3 minutes (5 on a busy host) over the former 200 cycles for the
+/// suite's 8 runs (igb and nvme, group and cdev, two drivers); 2 vectors
+/// would save about half of that. 4 it is: every cycle allocates and frees
+/// several vectors as QEMU does, where a leak per vector would show.
+/// `VPR_MSIX_CYCLES` and `VPR_MSIX_VECTORS` override both for measuring.
 const MSIX_CYCLE_VECTORS: u32 = 4;
 /// How long an interrupt that must come may take.
 const DELIVERY_MS: i32 = 2000;
