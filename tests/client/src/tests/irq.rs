@@ -1499,7 +1499,8 @@ fn cycles(x: &mut Irq, infos: &[IrqInfo]) {
             continue;
         }
         let n = if index == VFIO_PCI_MSIX_IRQ_INDEX {
-            info.count.min(env_u32("VPR_MSIX_VECTORS", MSIX_CYCLE_VECTORS))
+            info.count
+                .min(env_u32("VPR_MSIX_VECTORS", MSIX_CYCLE_VECTORS))
         } else {
             1
         };
