@@ -2,7 +2,8 @@
 #
 # vfio_pci_rs. Two commands do everything on a fresh machine:
 #   make run    boot the test guest, bind the emulated devices to vfio_pci_rs, show them working
-#   make test   every test: host unit tests and fuzzing, lints, and the differential guest suite
+#   make test   every test: host unit tests and fuzzing, lints, in-tree build, the guest suite
+#   make vm     an interactive shell in the test guest, module loaded (exit: poweroff -f)
 # Building the module alone against your own Rust-enabled 7.3 build tree:
 #   make module KDIR=/path/to/linux-build
 #   make install KDIR=/path/to/linux-build INSTALL_MOD_PATH=/staging
@@ -19,7 +20,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export RUST_LIB_SRC ?= /usr/lib/rustlib/src/rust/library
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
-.PHONY: all setup kernel module install client host-test lint initramfs run test bench clean
+.PHONY: all setup kernel module install client host-test lint intree initramfs run vm test bench clean
 
 all: module
 
@@ -31,15 +32,23 @@ kernel: setup
 	@mkdir -p $(OUT) && bash scripts/kernel.sh > $(OUT)/kdir
 
 KDIR ?= $(shell cat $(OUT)/kdir 2>/dev/null)
+# The test kernel is built with clang/lld 19; for a tree built with GCC (as distribution
+# kernels are) pass LLVM= (empty), so the C shim is compiled like the rest of that tree.
+LLVM ?= -19
 
 module:
 	@if [ -z "$(KDIR)" ]; then $(MAKE) -s kernel; fi
-	@$(MAKE) -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=-19 modules
+	@$(MAKE) -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=$(LLVM) modules
 
-# Installs vfio_pci_rs.ko under $(INSTALL_MOD_PATH)/lib/modules/<release>/updates and runs
-# depmod there, so `modprobe vfio_pci_rs` finds it (INSTALL_MOD_PATH empty: this machine).
+# Installs vfio_pci_rs.ko under $(INSTALL_MOD_PATH)/lib/modules/<release>/extra (where
+# out-of-tree modules go) and runs depmod there, so `modprobe vfio_pci_rs` finds it
+# (INSTALL_MOD_PATH empty: the running system, which needs KDIR to be its own kernel's build).
 install: module
-	@$(MAKE) -s -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=-19 INSTALL_MOD_DIR=updates modules_install
+	@if [ -z "$(INSTALL_MOD_PATH)" ] && [ "$(origin KDIR)" = file ]; then \
+		echo "install: the running system needs its own kernel's tree:" \
+			"make install KDIR=/lib/modules/\$$(uname -r)/build (or INSTALL_MOD_PATH=<staging dir>)" >&2; \
+		exit 1; fi
+	@$(MAKE) -s -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=$(LLVM) INSTALL_MOD_DIR=extra modules_install
 
 client:
 	@cd tests/client && RUSTFLAGS="-C target-feature=+crt-static" \
@@ -51,11 +60,19 @@ host-test:
 lint: kernel
 	@bash scripts/lint.sh $(OUT) "$$(cat $(OUT)/kdir)"
 
+# Builds the module in-tree (drivers/vfio/pci/vfio_pci_rs, CONFIG_VFIO_PCI_RS=m) against an
+# overlay of the cached kernel tree, leaving the cache untouched.
+intree: kernel
+	@bash scripts/intree.sh "$$(cat $(OUT)/kdir)" $(OUT)
+
 initramfs: kernel module client
 	@bash scripts/initramfs.sh "$$(cat $(OUT)/kdir)" $(OUT)
 
 run: initramfs
 	@bash scripts/guest.sh run "$$(cat $(OUT)/kdir)" $(OUT)
+
+vm: initramfs
+	@VPR_GUEST_TIMEOUT=$${VPR_GUEST_TIMEOUT:-86400} bash scripts/guest.sh vm "$$(cat $(OUT)/kdir)" $(OUT)
 
 test: setup
 	@bash scripts/test.sh $(OUT)

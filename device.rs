@@ -189,6 +189,8 @@ pub(crate) struct VfioPciDevice {
     counters: FaultCounters,
     /// The device loses its config state on D3hot->D0 (PMCSR NoSoftRst clear).
     needs_pm_restore: bool,
+    /// The `nointxmask` parameter, latched at probe as upstream does.
+    nointxmask: bool,
     /// The last close could not reset the function: a slot or bus reset of the unused set is
     /// still owed (upstream `needs_reset`). Changed only under the device set's mutex.
     needs_reset: AtomicBool,
@@ -213,6 +215,7 @@ fn nointx_quirk(vendor: u16, device: u16) -> bool {
 impl VfioPciDevice {
     /// Refuses devices this driver must not take: anything but a type-0 (endpoint) header.
     pub(crate) fn check_probe(pdev: &pci::Device) -> Result {
+        crate::params::check_denylist(pdev)?;
         let hdr = rawpci::hdr_type(pdev) & 0x7f;
         if hdr != 0 {
             dev_warn!(
@@ -234,6 +237,7 @@ impl VfioPciDevice {
             irqs <- Irqs::new(),
             counters: FaultCounters::default(),
             needs_pm_restore: rawpci::pm_no_soft_reset(pdev) == Some(false),
+            nointxmask: crate::params::nointxmask(),
             needs_reset: AtomicBool::new(false),
         })
     }
@@ -353,7 +357,10 @@ impl VfioPciDevice {
         }
 
         let mut pci_2_3 = false;
-        if nointx_quirk(pdev.vendor_id().as_raw(), pdev.device_id()) {
+        let nointx = !self.nointxmask && nointx_quirk(pdev.vendor_id().as_raw(), pdev.device_id());
+        if self.nointxmask {
+            // No DisINTx masking: INTx takes an exclusive line masked at the irqchip.
+        } else if nointx {
             dev_info!(pdev.as_ref(), "Masking broken INTx support\n");
             rawpci::intx(pdev, false);
         } else {
@@ -365,7 +372,7 @@ impl VfioPciDevice {
         }
         self.irqs.open(
             pci_2_3,
-            nointx_quirk(pdev.vendor_id().as_raw(), pdev.device_id()),
+            nointx,
             rawpci::msix_cap(pdev) != 0 && rawpci::msix_can_alloc_dyn(pdev),
         );
 

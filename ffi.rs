@@ -12,6 +12,7 @@ pub(crate) mod eventfd;
 pub(crate) mod io;
 pub(crate) mod irq;
 pub(crate) mod mm;
+pub(crate) mod param;
 pub(crate) mod pci;
 pub(crate) mod rwsem;
 pub(crate) mod sys;

@@ -2,15 +2,16 @@
 
 //! vfio_pci_rs: a VFIO PCI driver in Rust.
 //!
-//! It binds PCI devices (only through `driver_override`), registers them with the VFIO core
+//! It binds PCI devices (through `driver_override`, or the dynamic ids its `ids=` parameter
+//! adds, never by a static id table), registers them with the VFIO core
 //! (group and iommufd cdev paths) and serves what user space asks of them: device, region and
 //! IRQ info, BAR and config-space access, BAR mmap with lazily faulted PFNs that are zapped when
 //! memory decode goes off, and reset.
 //!
 //! Layout: `device` holds the per-device state and VFIO operations; `rdwr`, `mmap` and `fault`
 //! are the BAR access paths; `regions` the file-offset layout; `reset` the slot/bus (hot)
-//! resets of a device set; `ffi` is the only place with
-//! `unsafe` (plus the C shim `ffi/shim.c`).
+//! resets of a device set; `params` the module parameters; `ffi` is the only place with
+//! `unsafe` (plus the C shim `ffi/shim.c` and `ffi/trace.c`).
 
 use kernel::prelude::*;
 
@@ -23,6 +24,7 @@ mod intx;
 mod irqs;
 mod mmap;
 mod msi;
+mod params;
 mod rdwr;
 mod regions;
 mod reset;
@@ -41,6 +43,9 @@ struct VfioPciRs;
 impl kernel::Module for VfioPciRs {
     fn init(_module: &'static ThisModule) -> Result<Self> {
         ffi::vfio::register_driver()?;
+        // As upstream: register first, then add the `ids` (which probes matching devices).
+        params::add_ids();
+        params::report();
         Ok(Self)
     }
 }

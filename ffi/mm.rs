@@ -69,11 +69,9 @@ pub(crate) unsafe fn new_bar_vma<'a>(vma: *mut bindings::vm_area_struct) -> NewB
 
 /// Zaps the user mappings of file offsets `[start, start + len)` of `dev`, in every process.
 pub(crate) fn zap_range(dev: &Device, start: u64, len: u64) {
-    // SAFETY: `dev` is a registered vfio device, so its inode and mapping exist.
-    unsafe {
-        let mapping = sys::vpr_device_mapping(dev.as_vfio());
-        bindings::unmap_mapping_range(mapping, start as i64, len as i64, 1);
-    }
+    // SAFETY: `dev` is a registered vfio device, so its inode and mapping exist. The C side
+    // calls `unmap_mapping_range` and emits the `vpr_zap` trace event.
+    unsafe { sys::vpr_zap_mapping(dev.as_vfio(), start, len) }
 }
 
 /// The `fault` and `huge_fault` handler of BAR VMAs (called from the C `vm_operations_struct`).

@@ -40,15 +40,11 @@ static const struct vfio_device_ops vpr_vfio_ops = {
 	.pasid_detach_ioas = vfio_iommufd_physical_pasid_detach_ioas,
 };
 
-static vm_fault_t vpr_fault(struct vm_fault *vmf)
-{
-	return vpr_huge_fault(vmf, 0);
-}
-
+/* The handlers emit the vpr_fault trace event around the Rust vpr_huge_fault (ffi/trace.c). */
 static const struct vm_operations_struct vpr_mmap_ops = {
-	.fault = vpr_fault,
+	.fault = vpr_fault_traced,
 #ifdef CONFIG_ARCH_SUPPORTS_HUGE_PFNMAP
-	.huge_fault = vpr_huge_fault,
+	.huge_fault = vpr_huge_fault_traced,
 #endif
 };
 
@@ -57,7 +53,7 @@ static int vpr_pci_probe(struct pci_dev *pdev, const struct pci_device_id *id)
 	struct vfio_device *vdev = vpr_probe(pdev);
 
 	if (IS_ERR(vdev))
-		return PTR_ERR(vdev);
+		return vpr_refused(&pdev->dev, "bind", PTR_ERR(vdev));
 	pci_set_drvdata(pdev, vdev);
 	return 0;
 }
@@ -67,7 +63,7 @@ static void vpr_pci_remove(struct pci_dev *pdev)
 	vpr_remove(pci_get_drvdata(pdev));
 }
 
-/* Empty: the driver binds only through driver_override (or new_id), never by matching. */
+/* Empty: the driver binds through driver_override or dynamic ids (new_id, ids=) only. */
 static const struct pci_device_id vpr_pci_ids[] = { {} };
 
 /* AER: relay the error to the user's ERR eventfd; the user decides how to recover. */
@@ -449,4 +445,78 @@ int vpr_iommu_group_id(struct pci_dev *pdev)
 	id = iommu_group_id(group);
 	iommu_group_put(group);
 	return id;
+}
+
+/*
+ * Module parameters: upstream vfio-pci's names, types, permissions and descriptions
+ * (drivers/vfio/pci/vfio_pci.c), read by params.rs. They are declared here, not in module!,
+ * because the 7.3 Rust macro has no string parameters and keeps its parameters out of sysfs
+ * (perm 0), where upstream's are visible and nointxmask, disable_idle_d3 and enable_sriov are
+ * writable (the first two are latched per device at probe, as upstream does).
+ * ids is not __initdata as upstream's: the Rust module init that reads it is not __init.
+ */
+static char ids[1024];
+module_param_string(ids, ids, sizeof(ids), 0);
+MODULE_PARM_DESC(ids, "Initial PCI IDs to add to the vfio_pci_rs driver, format is \"vendor:device[:subvendor[:subdevice[:class[:class_mask]]]]\" and multiple comma separated entries can be specified");
+
+static bool nointxmask;
+module_param_named(nointxmask, nointxmask, bool, 0644);
+MODULE_PARM_DESC(nointxmask,
+		 "Disable support for PCI 2.3 style INTx masking (INTx then needs an exclusive line, masked at the interrupt controller).  If this resolves problems for specific devices, report lspci -vvvxxx to linux-pci@vger.kernel.org so the device can be fixed automatically via the broken_intx_masking flag.");
+
+static bool disable_vga;
+module_param(disable_vga, bool, 0444);
+MODULE_PARM_DESC(disable_vga, "Accepted for compatibility with vfio-pci, no effect: vfio_pci_rs has no VGA region (it never exposes legacy VGA resources)");
+
+static bool disable_idle_d3;
+module_param(disable_idle_d3, bool, 0644);
+MODULE_PARM_DESC(disable_idle_d3,
+		 "Disable using the PCI D3 low power state for idle, unused devices");
+
+static bool enable_sriov;
+module_param(enable_sriov, bool, 0644);
+MODULE_PARM_DESC(enable_sriov, "Accepted for compatibility with vfio-pci, no effect: vfio_pci_rs has no SR-IOV support (writing sriov_numvfs of a bound PF fails with ENOENT, as with vfio-pci's default enable_sriov=0)");
+
+static bool disable_denylist;
+module_param(disable_denylist, bool, 0444);
+MODULE_PARM_DESC(disable_denylist, "Disable use of device denylist. Disabling the denylist allows binding to devices with known errata that may lead to exploitable stability or security issues when accessed by untrusted users.");
+
+/* The VFIO core and its IOMMU backend, loaded first where they are modules. */
+MODULE_SOFTDEP("pre: vfio vfio_iommu_type1");
+
+const char *vpr_param_ids(void)
+{
+	return ids;
+}
+
+bool vpr_param_nointxmask(void)
+{
+	return READ_ONCE(nointxmask);
+}
+
+bool vpr_param_disable_vga(void)
+{
+	return disable_vga;
+}
+
+bool vpr_param_disable_idle_d3(void)
+{
+	return READ_ONCE(disable_idle_d3);
+}
+
+bool vpr_param_enable_sriov(void)
+{
+	return READ_ONCE(enable_sriov);
+}
+
+bool vpr_param_disable_denylist(void)
+{
+	return disable_denylist;
+}
+
+int vpr_add_dynid(u32 vendor, u32 device, u32 subvendor, u32 subdevice, u32 class,
+		  u32 class_mask)
+{
+	return pci_add_dynid(&vpr_pci_driver, vendor, device, subvendor, subdevice, class,
+			     class_mask, 0);
 }

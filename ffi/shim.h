@@ -77,6 +77,23 @@ struct pci_dev *vpr_physfn(struct pci_dev *pdev);
 void vpr_msi_refresh_msg(unsigned int irq);
 void vpr_error_detected(struct vfio_device *vdev);
 
+/* Module parameters (params.rs, ffi/param.rs) and dynamic ids for ids=. */
+const char *vpr_param_ids(void);
+bool vpr_param_nointxmask(void);
+bool vpr_param_disable_vga(void);
+bool vpr_param_disable_idle_d3(void);
+bool vpr_param_enable_sriov(void);
+bool vpr_param_disable_denylist(void);
+int vpr_add_dynid(u32 vendor, u32 device, u32 subvendor, u32 subdevice, u32 class,
+		  u32 class_mask);
+
+/* Observability (ffi/trace.c): traced fault handlers, zap, refusals (dev_dbg + trace event). */
+vm_fault_t vpr_fault_traced(struct vm_fault *vmf);
+vm_fault_t vpr_huge_fault_traced(struct vm_fault *vmf, unsigned int order);
+void vpr_zap_mapping(struct vfio_device *vdev, u64 start, u64 len);
+int vpr_refused(struct device *dev, const char *op, int err);
+int vpr_mmap_refused(struct vfio_device *vdev, unsigned long pgoff, unsigned long len,
+		     bool shared, int err);
 /* Device sets and hot reset (ffi/devset.rs). */
 struct file;
 int vpr_assign_dev_set(struct vfio_device *vdev, struct pci_dev *pdev);

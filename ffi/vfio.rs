@@ -190,7 +190,11 @@ fn errno_long(r: Result<isize>) -> isize {
 #[no_mangle]
 pub(crate) unsafe extern "C" fn vpr_open_device(vdev: *mut sys::vfio_device) -> i32 {
     // SAFETY: the VFIO core calls ops only on live devices.
-    unsafe { with(vdev, |d| d.data().open_device(d)) }.map_or_else(|e| e.to_errno(), |()| 0)
+    unsafe { with(vdev, |d| d.data().open_device(d)) }.map_or_else(
+        // SAFETY: `vdev` is live, so is its `dev`; the op name is a static C string.
+        |e| unsafe { sys::vpr_refused((*vdev).dev, c"open".as_char_ptr(), e.to_errno()) },
+        |()| 0,
+    )
 }
 
 /// `vfio_device_ops.close_device`.
@@ -313,7 +317,19 @@ pub(crate) unsafe extern "C" fn vpr_mmap(
     // SAFETY: `vma` is being set up by mmap (caller contract).
     let vma = unsafe { mm::new_bar_vma(vma) };
     // SAFETY: the VFIO core calls ops only on live devices.
-    unsafe { with(vdev, |d| d.data().mmap(d, &vma)) }.map_or_else(|e| e.to_errno(), |()| 0)
+    unsafe { with(vdev, |d| d.data().mmap(d, &vma)) }.map_or_else(
+        // SAFETY: `vdev` is live (dev_dbg message and trace event of the refusal).
+        |e| unsafe {
+            sys::vpr_mmap_refused(
+                vdev,
+                vma.pgoff(),
+                vma.end() - vma.start(),
+                vma.is_shared(),
+                e.to_errno(),
+            )
+        },
+        |()| 0,
+    )
 }
 
 /// `vfio_device_ops.request`: the device is being unbound while user space holds it.

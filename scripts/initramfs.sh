@@ -14,8 +14,8 @@ done
 
 kver=$(cat "$kdir/include/config/kernel.release")
 make -s -C "$kdir" INSTALL_MOD_PATH="$root" modules_install >/dev/null
-# Installed the way users install it (make install, which runs depmod), so the guest's
-# `modprobe vfio_pci_rs` tests the installed module.
+# Installed the way users install it (make install: lib/modules/<release>/extra, then depmod),
+# so the guest's `modprobe vfio_pci_rs` tests the installed module.
 make -s -C "$top" install KDIR="$kdir" INSTALL_MOD_PATH="$root" >/dev/null
 
 cp "$top/tests/client/target/x86_64-unknown-linux-gnu/release/vfio-test" "$root/bin/"

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
-# `make test`: host unit tests and fuzzing, lints, then the differential suite in the test
-# guest. Ends with "N passed, N failed[, N skipped]" and exits non-zero on any failure. The
-# guest console is part of the verdict: any kernel WARN, BUG, oops, lockdep report or hung task
-# fails the run.
+# `make test`: host unit tests and fuzzing, lints, the in-tree build, then the differential
+# suite in the test guest. Ends with "N passed, N failed[, N skipped]" and exits non-zero on
+# any failure. The guest console is part of the verdict: any kernel WARN, BUG, oops, lockdep
+# report or hung task fails the run.
 set -uo pipefail
 out=$1
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,8 +28,11 @@ fi
 # 2. Host-side tests: config-space model (unit tests + fuzz) and the client's pure parts.
 while read -r name status; do result "$name" "$status"; done < <(bash scripts/host-tests.sh "$out")
 
-# 3. Lints: clippy through Kbuild and rustfmt with the kernel's config.
+# 3. Lints: clippy through Kbuild, rustfmt with the kernel's config, the host crates' clippy.
 while read -r name status; do result "$name" "$status"; done < <(bash scripts/lint.sh "$out" "$kdir")
+# The in-tree build (drivers/vfio/pci/vfio_pci_rs, CONFIG_VFIO_PCI_RS=m) on an overlay of the
+# cached tree: about a minute, the module and modpost only.
+while read -r name status; do result "$name" "$status"; done < <(bash scripts/intree.sh "$kdir" "$out")
 
 # 4. The guest suite.
 if bash scripts/kselftests.sh "$kdir" "$out"; then result kselftests.build 0; else result kselftests.build 1; fi

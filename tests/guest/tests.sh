@@ -9,7 +9,7 @@ DRIVERS="vfio_pci_rs vfio-pci"
 
 # --- Module life cycle -------------------------------------------------------------------
 check module.load modprobe vfio_pci_rs
-if insmod /lib/modules/$(uname -r)/updates/vfio_pci_rs.ko 2>/dev/null; then
+if insmod /lib/modules/$(uname -r)/extra/vfio_pci_rs.ko 2>/dev/null; then
 	not_ok module.load_twice_refused "second insmod succeeded"
 else
 	ok module.load_twice_refused
@@ -160,4 +160,5 @@ fi
 lsmod | grep -q '^vfio_pci_rs' && rmmod vfio_pci_rs
 check lifecycle.reload modprobe vfio_pci_rs
 check lifecycle.final_rmmod rmmod vfio_pci_rs
+. /bin/usability.sh  # install, modinfo, module parameters (ids=, nointxmask, ...)
 echo "# guest suite done"
