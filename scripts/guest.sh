@@ -8,7 +8,7 @@
 # The console goes to OUT/console-MODE.log and to stdout.
 set -euo pipefail
 mode=$1 kdir=$2 out=$(realpath "$3")
-timeout_s=${VPR_GUEST_TIMEOUT:-3600}
+timeout_s=${VPR_GUEST_TIMEOUT:-4800}
 log="$out/console-$mode.log"
 nvme_img="$out/nvme.img"
 [ -f "$nvme_img" ] || truncate -s 64M "$nvme_img"

@@ -22,6 +22,14 @@ cp "$top/tests/client/target/x86_64-unknown-linux-gnu/release/vfio-test" "$root/
 if [ -d "$out/kselftests" ]; then
 	cp -r "$out/kselftests" "$root/kselftests"
 fi
+# QEMU's userspace NVMe driver as a VFIO client (qemu-img, qemu-io from qemu-utils), when
+# installed: the binaries, their shared libraries and the dynamic loader, at the same paths.
+for b in /usr/bin/qemu-img /usr/bin/qemu-io; do
+	[ -x "$b" ] || continue
+	for f in "$b" $(ldd "$b" | grep -o '/[^ ]*'); do
+		mkdir -p "$root$(dirname "$f")" && cp -L "$f" "$root$f"
+	done
+done
 cp "$top/tests/guest/init" "$root/init"
 cp "$top"/tests/guest/*.sh "$root/bin/" 2>/dev/null || true
 # For focused runs while developing: `VPR_DEV_SCRIPT=my.sh make initramfs`, then

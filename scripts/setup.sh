@@ -73,7 +73,9 @@ install_pkgs() { # [-t suite] pkg...
 add_suites
 install_pkgs flex bison bc libelf-dev libssl-dev cpio kmod pahole rsync xz-utils \
 	clang-19 libclang-19-dev lld-19 llvm-19 busybox-static make gcc libc6-dev uuid-dev bc
-install_pkgs -t bookworm-backports qemu-system-x86
+# qemu-utils (qemu-img, qemu-io: QEMU's userspace NVMe driver as a guest client) is only a
+# Recommends of qemu-system-x86, which --no-install-recommends leaves out.
+install_pkgs -t bookworm-backports qemu-system-x86 qemu-utils
 have_pkg linux-source-7.3 || install_pkgs -t trixie-backports linux-source-7.3
 
 # rust-src at exactly the version of the machine's rustc.
