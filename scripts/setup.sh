@@ -74,6 +74,8 @@ add_suites
 install_pkgs flex bison bc libelf-dev libssl-dev cpio kmod pahole rsync xz-utils \
 	clang-19 libclang-19-dev lld-19 llvm-19 busybox-static make gcc libc6-dev uuid-dev bc
 install_pkgs -t bookworm-backports qemu-system-x86
+# The chart of `make bench` (bench/results.png).
+install_pkgs python3-matplotlib
 have_pkg linux-source-7.3 || install_pkgs -t trixie-backports linux-source-7.3
 
 # rust-src at exactly the version of the machine's rustc.
