@@ -85,10 +85,7 @@ impl FaultWatch {
 
     fn finish(self, row: &str, ops: u32) {
         let per = |d: u64| d as f64 / f64::from(ops);
-        let mut line = format!(
-            "bench-faults: {row} minflt={}",
-            per(faults() - self.flt)
-        );
+        let mut line = format!("bench-faults: {row} minflt={}", per(faults() - self.flt));
         if let (Some(b), Some(a)) = (self.cnt, counters::read(&self.bdf)) {
             for c in ["pte", "pmd", "pud", "fallback"] {
                 let d = counters::get(&a, c).saturating_sub(counters::get(&b, c));
@@ -110,12 +107,14 @@ fn mappable_bar(dev: &Device, min: u64) -> Option<(u32, u64)> {
 /// The first I/O port BAR (from sysfs `resource`: IORESOURCE_IO is 0x100).
 fn io_bar(bdf: &str) -> Option<u32> {
     let text = std::fs::read_to_string(format!("/sys/bus/pci/devices/{bdf}/resource")).ok()?;
-    text.lines().take(6).position(|l| {
-        let f = l.split_whitespace().nth(2);
-        f.and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok())
-            .is_some_and(|f| f & 0x100 != 0)
-    })
-    .map(|i| i as u32)
+    text.lines()
+        .take(6)
+        .position(|l| {
+            let f = l.split_whitespace().nth(2);
+            f.and_then(|f| u64::from_str_radix(f.trim_start_matches("0x"), 16).ok())
+                .is_some_and(|f| f & 0x100 != 0)
+        })
+        .map(|i| i as u32)
 }
 
 /// Touches every page of `[addr, addr + len)` once (a read), returning the sum so nothing is
@@ -374,4 +373,79 @@ pub fn run(k: &mut Ktap, bdf: &str) {
             map_rows(k, &dev, bar, size);
         }
     }
+}
+
+/// The profile marker: `mov eax, 0x56505200; cpuid`, which bench/prof/insncount.c (a QEMU
+/// plugin) watches for to start and stop counting instructions.
+fn marker() {
+    // SAFETY: cpuid only writes eax, ebx, ecx and edx; rbx (reserved by LLVM) is saved around it.
+    unsafe {
+        std::arch::asm!(
+            "push rbx",
+            "mov eax, 0x56505200",
+            "cpuid",
+            "pop rbx",
+            out("eax") _,
+            out("ecx") _,
+            out("edx") _,
+        );
+    }
+}
+
+/// `bench BDF ROW N`: one row's operation `n` times between two profile markers, for an
+/// instruction-count profile of where each driver spends its time.
+pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
+    let dev = match Device::open(bdf, Mode::Cdev) {
+        Ok(d) => d,
+        Err(e) => return k.fail("bench.prof.open", "device opens", e),
+    };
+    let cmd = dev.config_read16(PCI_COMMAND).unwrap_or(0);
+    let _ = dev.config_write16(
+        PCI_COMMAND,
+        (cmd | CMD_IO_MEM_MASTER) & !PCI_COMMAND_INTX_DISABLE,
+    );
+    let cmd = dev.config_read16(PCI_COMMAND).unwrap_or(0);
+    let kind = read_ids(bdf).map_or(Kind::Other, |(v, d)| Kind::from_ids(v, d));
+    let (bar, off) = match kind {
+        Kind::Edu => (0, EDU_LIVENESS),
+        Kind::Ivshmem => (2, 0),
+        _ => (io_bar(bdf).unwrap_or(0), 0),
+    };
+    let efd = EventFd::new().ok();
+    let fd = efd.as_ref().map_or(-1, |e| e.fd()).to_ne_bytes();
+    let index = match row {
+        "msi_loopback" => VFIO_PCI_MSI_IRQ_INDEX,
+        _ => VFIO_PCI_INTX_IRQ_INDEX,
+    };
+    if row.contains("loopback") || row.contains("round_trip") {
+        if let Err(e) = set_irqs(&dev, ACTION_TRIGGER | DATA_EVENTFD, index, 1, &fd) {
+            return k.fail("bench.prof.irq", "interrupt enables", e);
+        }
+    }
+    let wait = || efd.as_ref().map_or(Err(Errno(libc::EBADF)), one_signal);
+    let mut b4 = [0u8; 4];
+    let w = |o, v: u32| dev.write_region(0, o, &v.to_le_bytes()).map(drop);
+    let mut op: Box<dyn FnMut() -> Result<(), Errno>> = match row {
+        "config_pread4" => Box::new(|| dev.read_region(CONFIG, 0, &mut b4).map(drop)),
+        "config_pwrite2_command" => Box::new(|| dev.config_write16(PCI_COMMAND, cmd).map(drop)),
+        "bar_pread4" => Box::new(|| dev.read_region(bar, off, &mut b4).map(drop)),
+        "bar_pwrite4" => Box::new(|| dev.write_region(bar, off, &[0; 4]).map(drop)),
+        "device_reset" => Box::new(|| dev.reset().map(drop)),
+        "msi_loopback" | "intx_loopback" => Box::new(|| {
+            set_irqs(&dev, ACTION_TRIGGER | DATA_NONE, index, 1, &[])?;
+            wait()
+        }),
+        "intx_edu_round_trip" => Box::new(|| {
+            w(EDU_IRQ_RAISE, 1)?;
+            wait()?;
+            w(EDU_IRQ_ACK, 1)?;
+            set_irqs(&dev, ACTION_UNMASK | DATA_NONE, index, 1, &[])
+        }),
+        other => return k.fail("bench.prof.row", "a known row", other),
+    };
+    marker();
+    let r = time(n, &mut op);
+    marker();
+    drop(op);
+    report(k, &format!("prof_{row}"), n, r);
 }
