@@ -138,6 +138,11 @@ impl MemoryState {
         }
     }
 
+    /// Location of the MSI-X table, if any.
+    pub(crate) fn msix(&self) -> Option<MsixTable> {
+        self.msix
+    }
+
     /// Whether memory BARs may be accessed now: virtual MEM on.
     pub(crate) fn decode_enabled(&self) -> bool {
         self.mem_enabled
@@ -290,14 +295,6 @@ impl VfioPciDevice {
     /// Takes the memory lock for write without zapping (decode is not turned off).
     pub(crate) fn write_memory(&self) -> WriteGuard<'_, MemoryState> {
         self.memory.write()
-    }
-
-    /// Checks that BAR `bar` was mapped at open (its error otherwise) and returns the MSI-X
-    /// table location, with one acquisition of the memory lock.
-    pub(crate) fn bar_mapped_msix(&self, bar: u32) -> Result<Option<MsixTable>> {
-        let mem = self.memory.read();
-        mem.bar(bar)?;
-        Ok(mem.msix)
     }
 
     /// `open_device`: enable, reset, save state, map BARs (upstream `vfio_pci_core_enable`).

@@ -167,7 +167,7 @@ impl Drop for AnyMapping {
 /// its start: a huge entry needs the virtual address congruent to the physical one modulo its
 /// size, and the BAR is size-aligned, so `addr` itself must be 1 GiB / 2 MiB aligned.
 fn huge_fit(addr: usize, len: usize) -> (usize, usize) {
-    let fit = |sz: usize| if addr % sz == 0 { len / sz } else { 0 };
+    let fit = |sz: usize| if addr.is_multiple_of(sz) { len / sz } else { 0 };
     let pud = fit(1 << 30);
     (pud, fit(1 << 21) - pud * 512)
 }
