@@ -128,7 +128,8 @@ impl VfioPciDevice {
                         self.io_access(held.take(), &target, test_mem, off, width, Some(val))?;
                     } else {
                         // The guard is released inside, before the copy out.
-                        let val = self.io_access(held.take(), &target, test_mem, off, width, None)?;
+                        let val =
+                            self.io_access(held.take(), &target, test_mem, off, width, None)?;
                         user::write_bytes(ubuf, &val.to_le_bytes()[..n])?;
                     }
                     done += n;
