@@ -4,7 +4,7 @@
 . /bin/lib.sh
 modprobe vfio_pci_rs && modprobe vfio-pci || { echo "bench: modules failed to load"; exit 1; }
 
-ROUNDS=${ROUNDS:-5}
+ROUNDS=${ROUNDS:-9}
 # Guest details for the head of the results (lockdep leaves /proc/lockdep behind).
 echo "bench-info: guest_kernel $(uname -r) ($(uname -v))"
 echo "bench-info: guest_cpus $(grep -c ^processor /proc/cpuinfo) x $(sed -n 's/^model name[^:]*: //p' /proc/cpuinfo | head -n1)"

@@ -235,7 +235,7 @@ fn edu_intx_round_trip(k: &mut Ktap, dev: &Device, n: u32) {
 
 /// pread and pwrite of 4 bytes at `off` of `bar` (`write`: also time writes of `val`).
 fn bar_rw(k: &mut Ktap, dev: &Device, bar: u32, off: u64, kind: &str, write: Option<u32>) {
-    let n = 5000;
+    let n = 20_000;
     let mut b4 = [0u8; 4];
     let rd = time(n, || match dev.read_region(bar, off, &mut b4) {
         Ok(4) => Ok(()),
@@ -337,7 +337,7 @@ pub fn run(k: &mut Ktap, bdf: &str) {
         );
     }
     // Config space: every dword of the standard header, and COMMAND writes of its own value.
-    let n = 500;
+    let n = 3000;
     let mut b4 = [0u8; 4];
     let r = time(n, || {
         for off in (0..64).step_by(4) {
@@ -347,7 +347,7 @@ pub fn run(k: &mut Ktap, bdf: &str) {
     });
     report(k, "config_pread4", n * 16, r.map(|ns| ns / 16.0));
     if let Ok(cmd) = dev.config_read16(PCI_COMMAND) {
-        let n = 5000;
+        let n = 20_000;
         let r = time(n, || dev.config_write16(PCI_COMMAND, cmd).map(drop));
         report(k, "config_pwrite2_command", n, r);
     }
@@ -364,9 +364,9 @@ pub fn run(k: &mut Ktap, bdf: &str) {
         }
     }
     if kind == Kind::Edu {
-        irq_loopback(k, &dev, VFIO_PCI_MSI_IRQ_INDEX, "msi_loopback", 500);
-        irq_loopback(k, &dev, VFIO_PCI_INTX_IRQ_INDEX, "intx_loopback", 500);
-        edu_intx_round_trip(k, &dev, 300);
+        irq_loopback(k, &dev, VFIO_PCI_MSI_IRQ_INDEX, "msi_loopback", 2000);
+        irq_loopback(k, &dev, VFIO_PCI_INTX_IRQ_INDEX, "intx_loopback", 2000);
+        edu_intx_round_trip(k, &dev, 1000);
     }
     if kind == Kind::Ivshmem {
         if let Some((bar, size)) = mappable_bar(&dev, 1 << 20) {
