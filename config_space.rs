@@ -958,6 +958,7 @@ const fn sub(a: usize, b: usize) -> usize {
 }
 
 /// Little-endian value of `count` (<= 4) bytes of `bytes` at `off`; missing bytes read 0.
+#[inline]
 fn le_get(bytes: &[u8], off: usize, count: usize) -> u32 {
     // Fast path, for every in-range access: one load instead of a checked loop per byte.
     if let Some(s) = off.checked_add(count).and_then(|end| bytes.get(off..end)) {
@@ -977,6 +978,7 @@ fn le_get(bytes: &[u8], off: usize, count: usize) -> u32 {
 
 /// Stores the low `count` (<= 4) bytes of `val` little-endian at `off`; bytes out of range are
 /// dropped.
+#[inline]
 fn le_set(bytes: &mut [u8], off: usize, count: usize, val: u32) {
     // Fast path, for every in-range access: one store instead of a checked loop per byte.
     if count <= 4 {
