@@ -74,8 +74,6 @@ add_suites
 install_pkgs flex bison bc libelf-dev libssl-dev cpio kmod pahole rsync xz-utils \
 	clang-19 libclang-19-dev lld-19 llvm-19 busybox-static make gcc libc6-dev uuid-dev bc
 install_pkgs -t bookworm-backports qemu-system-x86
-# The chart of `make bench` (bench/results.png).
-install_pkgs python3-matplotlib
 have_pkg linux-source-7.3 || install_pkgs -t trixie-backports linux-source-7.3
 
 # rust-src at exactly the version of the machine's rustc.
@@ -95,3 +93,6 @@ if ! command -v bindgen >/dev/null || ! bindgen --version | grep -q '0\.72\.'; t
 	log "installing bindgen-cli 0.72.1"
 	LIBCLANG_PATH=/usr/lib/llvm-19/lib cargo install -q bindgen-cli --version 0.72.1 --locked
 fi
+
+# The chart of `make bench` (bench/results.png), drawn by Debian's python3.
+install_pkgs python3-matplotlib
