@@ -958,7 +958,17 @@ const fn sub(a: usize, b: usize) -> usize {
 }
 
 /// Little-endian value of `count` (<= 4) bytes of `bytes` at `off`; missing bytes read 0.
+#[inline]
 fn le_get(bytes: &[u8], off: usize, count: usize) -> u32 {
+    // Fast path, for every in-range access: one load instead of a checked loop per byte.
+    if let Some(s) = off.checked_add(count).and_then(|end| bytes.get(off..end)) {
+        match *s {
+            [a, b, c, d] => return u32::from_le_bytes([a, b, c, d]),
+            [a, b] => return u32::from(u16::from_le_bytes([a, b])),
+            [a] => return u32::from(a),
+            _ => {}
+        }
+    }
     let mut b = [0u8; 4];
     for (i, slot) in b.iter_mut().enumerate().take(count) {
         *slot = bytes.get(add(off, i)).copied().unwrap_or(0);
@@ -968,7 +978,18 @@ fn le_get(bytes: &[u8], off: usize, count: usize) -> u32 {
 
 /// Stores the low `count` (<= 4) bytes of `val` little-endian at `off`; bytes out of range are
 /// dropped.
+#[inline]
 fn le_set(bytes: &mut [u8], off: usize, count: usize, val: u32) {
+    // Fast path, for every in-range access: one store instead of a checked loop per byte.
+    if count <= 4 {
+        if let Some(s) = off
+            .checked_add(count)
+            .and_then(|end| bytes.get_mut(off..end))
+        {
+            s.copy_from_slice(&val.to_le_bytes()[..count]);
+            return;
+        }
+    }
     for (i, v) in val.to_le_bytes().iter().enumerate().take(count) {
         if let Some(slot) = bytes.get_mut(add(off, i)) {
             *slot = *v;

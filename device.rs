@@ -148,6 +148,11 @@ impl MemoryState {
         }
     }
 
+    /// Location of the MSI-X table, if any.
+    pub(crate) fn msix(&self) -> Option<MsixTable> {
+        self.msix
+    }
+
     /// Whether memory BARs may be accessed now: virtual MEM on.
     pub(crate) fn decode_enabled(&self) -> bool {
         self.mem_enabled
@@ -329,14 +334,6 @@ impl VfioPciDevice {
     /// Takes the memory lock for write without zapping (decode is not turned off).
     pub(crate) fn write_memory(&self) -> WriteGuard<'_, MemoryState> {
         self.memory.write()
-    }
-
-    /// Checks that BAR `bar` was mapped at open (its error otherwise) and returns the MSI-X
-    /// table location, with one acquisition of the memory lock.
-    pub(crate) fn bar_mapped_msix(&self, bar: u32) -> Result<Option<MsixTable>> {
-        let mem = self.memory.read();
-        mem.bar(bar)?;
-        Ok(mem.msix)
     }
 
     /// `open_device`: enable, reset, save state, map BARs (upstream `vfio_pci_core_enable`).
@@ -781,14 +778,14 @@ impl VfioPciDevice {
         if pos >= size || pos + count as u64 > size {
             return Err(EFAULT);
         }
-        // Small accesses (nearly all of them) stay on the stack: no allocation per access.
+        // Small accesses (nearly all of them) stay on the stack: no vector is even created
+        // (dropping an empty one still costs a call into the allocator).
         let mut small = [0u8; 64];
-        let mut big = KVec::new();
+        let mut big = None;
         let data: &mut [u8] = if count <= small.len() {
             &mut small[..count]
         } else {
-            big.extend_with(count, 0u8, GFP_KERNEL_ACCOUNT)?;
-            &mut big[..]
+            big.insert(KVec::from_elem(0u8, count, GFP_KERNEL_ACCOUNT)?)
         };
         if write {
             user::read_bytes(buf, data)?;

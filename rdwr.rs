@@ -10,13 +10,17 @@
 use kernel::prelude::*;
 
 use crate::{
-    device::VfioPciDevice,
+    device::{
+        MemoryState,
+        VfioPciDevice, //
+    },
     ffi::{
         io::{
             RomMap,
             Width, //
         },
         pci as rawpci,
+        rwsem::ReadGuard,
         user, //
     },
     regions::{
@@ -75,12 +79,32 @@ impl VfioPciDevice {
         let test_mem =
             rawpci::resource_flags(pdev, index) & u64::from(kernel::bindings::IORESOURCE_MEM) != 0;
 
+        // A write of up to 8 bytes (one register, nearly all writes) is copied in before the
+        // memory lock is taken, so that the one acquisition below serves the BAR check and the
+        // access, as upstream takes the lock once per access. If that copy fails, nothing is
+        // reported here: the loop copies again after the BAR check and fails there, in the
+        // same order as any other write.
+        let mut pre = [0u8; 8];
+        let pre_ok = write
+            && rom.is_none()
+            && count <= pre.len()
+            && user::read_bytes(buf, &mut pre[..count]).is_ok();
+        let mut held: Option<ReadGuard<'_, MemoryState>> = None;
         let (x_start, x_end, max_width, target) = match &rom {
             Some(rom) => (rom.rom_len(), end, 4, Target::Rom(rom)),
-            None => match self.bar_mapped_msix(index)?.filter(|t| t.bar == index) {
-                Some(t) => (t.offset, t.offset + t.size, 8, Target::Bar(index)),
-                None => (0, 0, 8, Target::Bar(index)),
-            },
+            None => {
+                let mem = self.memory_read();
+                mem.bar(index)?;
+                let table = mem.msix().filter(|t| t.bar == index);
+                // Reads and pre-copied writes do their first access under this acquisition.
+                if !write || pre_ok {
+                    held = Some(mem);
+                }
+                match table {
+                    Some(t) => (t.offset, t.offset + t.size, 8, Target::Bar(index)),
+                    None => (0, 0, 8, Target::Bar(index)),
+                }
+            }
         };
 
         let mut done = 0usize;
@@ -91,17 +115,27 @@ impl VfioPciDevice {
                 Chunk::Io(n) => {
                     let width = width_of(n);
                     if write {
-                        let mut bytes = [0u8; 8];
-                        user::read_bytes(ubuf, &mut bytes[..n])?;
+                        let bytes = if pre_ok && done == 0 && n == count {
+                            pre
+                        } else {
+                            // Never copy from user memory with the lock held.
+                            drop(held.take());
+                            let mut bytes = [0u8; 8];
+                            user::read_bytes(ubuf, &mut bytes[..n])?;
+                            bytes
+                        };
                         let val = u64::from_le_bytes(bytes);
-                        self.io_access(&target, test_mem, off, width, Some(val))?;
+                        self.io_access(held.take(), &target, test_mem, off, width, Some(val))?;
                     } else {
-                        let val = self.io_access(&target, test_mem, off, width, None)?;
+                        // The guard is released inside, before the copy out.
+                        let val =
+                            self.io_access(held.take(), &target, test_mem, off, width, None)?;
                         user::write_bytes(ubuf, &val.to_le_bytes()[..n])?;
                     }
                     done += n;
                 }
                 Chunk::Excluded(n) => {
+                    drop(held.take());
                     if !write {
                         // Upstream copies byte by byte; the result is the same.
                         let ones = [0xffu8; 64];
@@ -119,16 +153,18 @@ impl VfioPciDevice {
         Ok(done)
     }
 
-    /// One device access under the memory lock (read side); `EIO` when decode is off.
+    /// One device access under the memory lock (read side), `held` if the caller already
+    /// holds it; `EIO` when decode is off. The lock is released on return.
     fn io_access(
         &self,
+        held: Option<ReadGuard<'_, MemoryState>>,
         target: &Target<'_>,
         test_mem: bool,
         off: u64,
         width: Width,
         val: Option<u64>,
     ) -> Result<u64> {
-        let mem = self.memory_read();
+        let mem = held.unwrap_or_else(|| self.memory_read());
         if test_mem && !self.memory_accessible(&mem) {
             return Err(EIO);
         }

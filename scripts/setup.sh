@@ -95,3 +95,6 @@ if ! command -v bindgen >/dev/null || ! bindgen --version | grep -q '0\.72\.'; t
 	log "installing bindgen-cli 0.72.1"
 	LIBCLANG_PATH=/usr/lib/llvm-19/lib cargo install -q bindgen-cli --version 0.72.1 --locked
 fi
+
+# The chart of `make bench` (bench/results.png), drawn by Debian's python3.
+install_pkgs python3-matplotlib

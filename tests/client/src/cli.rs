@@ -23,8 +23,11 @@ subcommands:
              bad inputs, device state before and after
   all        info, bar-rw, config, mmap and hot-reset in sequence
   compare    diff the transcripts in two --dump directories
-  bench      time the hot paths (open, info, config and BAR reads, MEM toggles,
-             faulting a BAR in); prints `bench: ROW NS_PER_OP COUNT` lines
+  bench      time the hot paths for `make bench` (open/close, reset, config and
+             BAR pread/pwrite, interrupts, faulting the BAR in, zap/refault);
+             prints `bench: ROW NS_PER_OP COUNT` lines. `bench BDF ROW N` runs
+             only ROW, N times, between two profile markers (cpuid, eax
+             0x56505200) that bench/prof/insncount.c counts instructions between
   hold       open the device and keep it open for SECONDS (default 3), for
              driver life-cycle tests (unbind/rmmod while open)
   irq-req    open the device with a REQ eventfd, wait up to SECONDS (default 20)
@@ -77,6 +80,8 @@ pub enum Command {
     Bench {
         /// PCI address.
         bdf: String,
+        /// Profile one row: its name and how many operations.
+        prof: Option<(String, u32)>,
     },
     /// Print usage.
     Help,
@@ -101,8 +106,18 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         "bench" => {
             let rest: Vec<String> = it.collect();
             return match rest.as_slice() {
-                [b] if valid_bdf(b) => Ok(Command::Bench { bdf: b.clone() }),
-                _ => Err("bench takes one PCI address".into()),
+                [b] if valid_bdf(b) => Ok(Command::Bench {
+                    bdf: b.clone(),
+                    prof: None,
+                }),
+                [b, row, n] if valid_bdf(b) => match n.parse() {
+                    Ok(n) => Ok(Command::Bench {
+                        bdf: b.clone(),
+                        prof: Some((row.clone(), n)),
+                    }),
+                    Err(_) => Err("bench BDF ROW N: N is a count".into()),
+                },
+                _ => Err("bench takes one PCI address [ROW N]".into()),
             };
         }
         "info" => vec![Sub::Info],

@@ -1,0 +1,22 @@
+#!/bin/sh
+# Guest side of bench/prof/run.sh: each row's operation N times between two profile markers,
+# under vfio_pci_rs then upstream vfio-pci on the same device; then the symbols the host needs
+# to name the counted addresses (modules' text symbols, the kernel's _text for KASLR).
+. /bin/lib.sh
+modprobe vfio_pci_rs && modprobe vfio-pci || exit 1
+N=${PROF_N:-2000}
+ROWS=${PROF_ROWS:-"1234:11e8:config_pread4 1234:11e8:config_pwrite2_command 1234:11e8:bar_pread4
+1234:11e8:bar_pwrite4 1b36:0005:bar_pread4 1234:11e8:msi_loopback 1234:11e8:intx_loopback
+1234:11e8:intx_edu_round_trip 1af4:1110:device_reset"}
+for drv in vfio_pci_rs vfio-pci; do
+	for spec in $ROWS; do
+		id=${spec%:*} row=${spec##*:}
+		bdf=$(bdf_of "$id")
+		bind "$drv" "$bdf" || { echo "prof: cannot bind $bdf"; continue; }
+		echo "prof-run: $drv $(name_of "$bdf") $row $N"
+		vfio-test bench "$bdf" "$row" "$N" | grep -E '^(bench|not ok)'
+		release "$bdf"
+	done
+done
+grep -E ' _text$' /proc/kallsyms | sed 's/^/prof-sym: /'
+grep -E '^[0-9a-f]+ [tT] .*\[(vfio_pci_rs|vfio_pci|vfio_pci_core|vfio)\]' /proc/kallsyms | sed 's/^/prof-sym: /'

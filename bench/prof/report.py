@@ -1,0 +1,63 @@
+#!/usr/bin/env python3
+"""Names the instruction counts of bench/prof/insncount.c: per profiled row and driver, guest
+instructions per operation and the functions they were spent in (kernel symbols from System.map
+shifted by the run's KASLR offset, module symbols from the guest's /proc/kallsyms).
+Usage: report.py CONSOLE_LOG COUNT_PREFIX SYSTEM_MAP"""
+import bisect
+import collections
+import re
+import sys
+
+log, prefix, sysmap = sys.argv[1:4]
+runs, syms, text = [], [], None
+for line in open(log, errors="replace"):
+    if m := re.match(r"prof-run: (\S+) (\S+) (\S+) (\d+)", line):
+        runs.append((m[1], m[2], m[3], int(m[4])))
+    elif m := re.match(r"prof-sym: ([0-9a-f]+) \S (\S+)(?:\s+\[(\S+)\])?", line):
+        if m[2] == "_text" and not m[3]:
+            text = int(m[1], 16)
+        else:
+            syms.append((int(m[1], 16), f"{m[2]} [{m[3]}]"))
+if text is None:
+    sys.exit("prof: no _text in the console log")
+kmap = [l.split() for l in open(sysmap)]
+mtext = next(int(a, 16) for a, t, n in kmap if n == "_text")
+syms += [(int(a, 16) - mtext + text, n) for a, t, n in kmap if t in "tT"]
+syms.sort()
+addrs = [a for a, _ in syms]
+
+
+def name(va):
+    if va < 0xFFFF800000000000:
+        return "[user space]"
+    i = bisect.bisect_right(addrs, va) - 1
+    return syms[i][1] if i >= 0 else hex(va)
+
+
+results = {}
+for i, (drv, dev, row, n) in enumerate(runs):
+    try:
+        lines = open(f"{prefix}.{i}").read().split("\n")
+    except OSError:
+        continue
+    total = int(lines[0].split()[1])
+    per = collections.Counter()
+    for l in lines[1:]:
+        if l:
+            va, insns, _ = l.split()
+            per[name(int(va, 16))] += int(insns)
+    results[(dev, row, drv)] = (total / n, {k: v / n for k, v in per.items()})
+
+for dev, row in dict.fromkeys((d, r) for d, r, _ in results):
+    ours = results.get((dev, row, "vfio_pci_rs"))
+    up = results.get((dev, row, "vfio-pci"))
+    if not ours or not up:
+        continue
+    print(f"\n## {dev} {row}: instructions per operation: vfio_pci_rs {ours[0]:.0f}, "
+          f"vfio-pci {up[0]:.0f}, ratio {ours[0] / up[0]:.2f}\n")
+    print("| function | vfio_pci_rs | vfio-pci | difference |\n|---|---:|---:|---:|")
+    keys = set(ours[1]) | set(up[1])
+    diff = sorted(keys, key=lambda k: -abs(ours[1].get(k, 0) - up[1].get(k, 0)))
+    for k in diff[:14]:
+        o, u = ours[1].get(k, 0), up[1].get(k, 0)
+        print(f"| {k} | {o:.0f} | {u:.0f} | {o - u:+.0f} |")
