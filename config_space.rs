@@ -981,14 +981,14 @@ fn le_get(bytes: &[u8], off: usize, count: usize) -> u32 {
 #[inline]
 fn le_set(bytes: &mut [u8], off: usize, count: usize, val: u32) {
     // Fast path, for every in-range access: one store instead of a checked loop per byte.
-    if count <= 4 {
-        if let Some(s) = off
-            .checked_add(count)
-            .and_then(|end| bytes.get_mut(off..end))
-        {
-            s.copy_from_slice(&val.to_le_bytes()[..count]);
-            return;
-        }
+    let le = val.to_le_bytes();
+    if let (Some(src), Some(dst)) = (
+        le.get(..count),
+        off.checked_add(count)
+            .and_then(|end| bytes.get_mut(off..end)),
+    ) {
+        dst.copy_from_slice(src);
+        return;
     }
     for (i, v) in val.to_le_bytes().iter().enumerate().take(count) {
         if let Some(slot) = bytes.get_mut(add(off, i)) {
