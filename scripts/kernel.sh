@@ -2,6 +2,8 @@
 # Builds (or reuses) the test-guest kernel: Linux 7.3 from Debian's linux-source-7.3, tinyconfig plus
 # kernel/vfio_pci_rs.config, LLVM=-19. The build tree lives outside the checkout, keyed by kernel
 # version + config + toolchain, so a second run reuses it. Prints the build tree path on stdout.
+# `kernel.sh bench` builds the bench variant instead: the same fragment plus kernel/bench.config
+# (lock debugging off), cached under its own key; the test kernel's key is unchanged.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -23,10 +25,14 @@ if [ ! -f "$src/.extracted" ]; then
 	touch "$src/.extracted"
 fi
 
-frag="$top/kernel/vfio_pci_rs.config"
+variant=${1:-test}
+frags=("$top/kernel/vfio_pci_rs.config")
+[ "$variant" = test ] || frags+=("$top/kernel/$variant.config")
 key=$( {
 	echo "$srcver"
-	cat "$frag"
+	cat "${frags[0]}"
+	# Only variants extend the key, so the test kernel keeps its original key (and cache).
+	[ "$variant" = test ] || { echo "variant $variant"; cat "${frags[1]}"; }
 	rustc --version
 	bindgen --version
 	clang-19 --version | head -n1
@@ -39,9 +45,10 @@ if [ ! -f "$out/.built" ]; then
 	log "building kernel into $out (not cached; takes 10-20 minutes on 2 cores)"
 	mkdir -p "$out"
 	make -s -C "$src" O="$out" LLVM=-19 tinyconfig >/dev/null
-	"$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "$frag" >/dev/null
+	"$src/scripts/kconfig/merge_config.sh" -m -O "$out" "$out/.config" "${frags[@]}" >/dev/null
 	make -s -C "$src" O="$out" LLVM=-19 olddefconfig >/dev/null
-	# Every line of the fragment must have survived olddefconfig.
+	# Every line of the fragments must have survived olddefconfig; for a symbol named in more
+	# than one fragment only the last (overriding) line counts, as in merge_config.sh.
 	missing=0
 	while IFS= read -r line; do
 		case "$line" in
@@ -49,7 +56,11 @@ if [ ! -f "$out/.built" ]; then
 			grep -q "^$sym=" "$out/.config" && { log "config: $sym set"; missing=1; } ;;
 		CONFIG_*) grep -qx "$line" "$out/.config" || { log "config: $line dropped"; missing=1; } ;;
 		esac
-	done <"$frag"
+	done < <(cat "${frags[@]}" | awk '
+		/^CONFIG_/ { s = $0; sub(/=.*/, "", s) }
+		/^# CONFIG_.* is not set$/ { s = $2 }
+		s != "" { if (!(s in v)) order[n++] = s; v[s] = $0; s = "" }
+		END { for (i = 0; i < n; i++) print v[order[i]] }')
 	[ "$missing" = 0 ] || { log "config fragment not satisfied"; exit 1; }
 	make -s -C "$src" O="$out" LLVM=-19 -j"$(($(nproc) + 1))" bzImage modules >"$out/build.log" 2>&1 ||
 		{ tail -n 40 "$out/build.log" >&2; exit 1; }
