@@ -19,7 +19,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export RUST_LIB_SRC ?= /usr/lib/rustlib/src/rust/library
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
-.PHONY: all setup kernel module install client host-test lint initramfs run test bench clean
+.PHONY: all setup kernel module install client host-test lint initramfs run test bench stress clean
 
 all: module
 
@@ -62,6 +62,10 @@ test: setup
 
 bench: setup
 	@bash scripts/bench.sh $(OUT)
+
+# Reliability: debug kernel (KASAN, lockdep, DEBUG_VM), differential fuzz, races, hot-unplug.
+stress: setup
+	@bash scripts/stress.sh $(OUT)
 
 clean:
 	@rm -rf $(OUT)

@@ -147,4 +147,5 @@ fi
 lsmod | grep -q '^vfio_pci_rs' && rmmod vfio_pci_rs
 check lifecycle.reload modprobe vfio_pci_rs
 check lifecycle.final_rmmod rmmod vfio_pci_rs
+sh /bin/stress-slice.sh  # short differential fuzz (the full one: make stress)
 echo "# guest suite done"

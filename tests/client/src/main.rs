@@ -41,6 +41,22 @@ fn main() {
         Command::Hold { mode, bdf, secs } => tests::hold(&mut k, mode, &bdf, secs),
         Command::Bench { bdf } => tests::bench::run(&mut k, &bdf),
         Command::IrqReq { mode, bdf, secs } => tests::irq::req(&mut k, mode, &bdf, secs),
+        Command::Fuzz {
+            mode,
+            seed,
+            calls,
+            secs,
+            out,
+            bdf,
+        } => std::process::exit(tests::fuzz::run(mode, &bdf, seed, calls, secs, &out)),
+        Command::Stress { what, bdf, secs } => std::process::exit(if what == "hp-hold" {
+            tests::fuzz::hp_hold(&bdf, secs)
+        } else {
+            tests::fuzz::fault_loop(&bdf, secs)
+        }),
+        Command::FuzzCompare { a, b } => {
+            std::process::exit(i32::from(tests::fuzz::compare(&a, &b) != 0))
+        }
         Command::Run {
             subs,
             mode,
