@@ -12,7 +12,8 @@ mkdir -p "$out" && cd "$top"
 t0=$(date +%s)
 stamp() { echo "stress: $* ($(( $(date +%s) - t0 )) s)"; }
 
-kdir=$(bash scripts/kernel.sh stress) || { echo "stress: kernel build failed"; exit 1; }
+# VPR_STRESS_KDIR: use another build tree (e.g. the test kernel's, to try the scripts quickly).
+kdir=${VPR_STRESS_KDIR:-$(bash scripts/kernel.sh stress)} || { echo "stress: kernel build failed"; exit 1; }
 stamp "kernel ready: $(basename "$kdir")"
 make -s module KDIR="$kdir" OUT="$out" >"$out/module.log" 2>&1 || { cat "$out/module.log"; exit 1; }
 make -s client && bash scripts/initramfs.sh "$kdir" "$out" || exit 1
@@ -23,7 +24,7 @@ stamp "module, client and initramfs ready"
 
 mon="$out/monitor.sock" log="$out/console-stress.log"
 rm -f "$mon" "$log"
-args="no_timer_check vpr.fuzz_secs=${VPR_FUZZ_SECS:-40} vpr.fuzz_calls=${VPR_FUZZ_CALLS:-300000}"
+args="no_timer_check vpr.fuzz_secs=${VPR_FUZZ_SECS:-30} vpr.fuzz_calls=${VPR_FUZZ_CALLS:-400000}"
 args+=" vpr.race_secs=${VPR_RACE_SECS:-60} vpr.cycles=${VPR_CYCLES:-24}"
 VPR_QEMU_MONITOR="$mon" VPR_KERNEL_ARGS="$args" VPR_GUEST_TIMEOUT=${VPR_GUEST_TIMEOUT:-2400} \
 	bash scripts/guest.sh stress "$kdir" "$out" >/dev/null &
@@ -42,7 +43,7 @@ PY
 }
 # Follow the console: the guest prints STRESS-UNPLUG n / STRESS-REPLUG n and waits for us.
 while [ ! -f "$log" ]; do sleep 1; done
-tail -n +1 -F "$log" 2>/dev/null | while IFS= read -r line; do
+tail -n +1 --pid=$guest -F "$log" 2>/dev/null | while IFS= read -r line; do
 	case "$line" in
 	"STRESS-UNPLUG "*) monitor "device_del hp0" ;;
 	"STRESS-REPLUG "*) monitor "device_add e1000e,id=hp0,bus=rp7" ;;

@@ -30,6 +30,8 @@ subcommands:
   fuzz       seeded random device-fd calls, one outcome line per call in FILE
   fuzz-compare  count and show differing outcome lines of two fuzz runs
   hp-hold    hot-unplug user: REQ eventfd + BAR0 mapping, probe after REQ, close
+  races      forked workers (fuzzers, 3-thread faulter, MEM toggler/resetter) on one
+             open device, SIGKILLed and respawned at random, reopen every 16 rounds
   fault-loop fault every page of every BAR in a loop (to be SIGKILLed mid-fault)
   hold       open the device and keep it open for SECONDS (default 3), for
              driver life-cycle tests (unbind/rmmod while open)
@@ -151,7 +153,7 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         "hot-reset" => vec![Sub::HotReset],
         "irq-req" => return crate::tests::irq::parse_req(it),
         "fuzz" => return crate::tests::fuzz::parse(it),
-        "hp-hold" | "fault-loop" => {
+        "hp-hold" | "fault-loop" | "races" => {
             let rest: Vec<String> = it.collect();
             return match rest.as_slice() {
                 [b, s] if valid_bdf(b) => Ok(Command::Stress {

@@ -49,10 +49,10 @@ fn main() {
             out,
             bdf,
         } => std::process::exit(tests::fuzz::run(mode, &bdf, seed, calls, secs, &out)),
-        Command::Stress { what, bdf, secs } => std::process::exit(if what == "hp-hold" {
-            tests::fuzz::hp_hold(&bdf, secs)
-        } else {
-            tests::fuzz::fault_loop(&bdf, secs)
+        Command::Stress { what, bdf, secs } => std::process::exit(match what.as_str() {
+            "hp-hold" => tests::fuzz::hp_hold(&bdf, secs),
+            "races" => tests::fuzz::races(&bdf, secs),
+            _ => tests::fuzz::fault_loop(&bdf, secs),
         }),
         Command::FuzzCompare { a, b } => {
             std::process::exit(i32::from(tests::fuzz::compare(&a, &b) != 0))

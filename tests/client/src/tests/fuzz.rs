@@ -20,6 +20,8 @@
 //!   timing depends on the device model;
 //! - BIND_IOMMUFD/ATTACH/DETACH_IOMMUFD_PT (VFIO core, not the driver): a
 //!   detach would leave the rest of the run testing only "not attached";
+//! - zeros replace data written to edu's DMA registers (BAR0 0x80..0xa0):
+//!   QEMU 10's edu performs out-of-range DMA into its own buffer and segfaults;
 //! - resets are rare (a FLR or bus reset sleeps 100 ms to 1 s under TCG).
 //!
 //! BAR reprogramming, ROM BAR, PM state (D3hot), MSI/MSI-X enables and
@@ -107,14 +109,16 @@ fn layout(dev: &Device) -> Layout {
 }
 
 /// The fuzzer's state: the device, the PRNG, live mappings, eventfds.
-struct Fuzz {
-    dev: Device,
+struct Fuzz<'a> {
+    dev: &'a Device,
     rng: Rng,
     lay: Layout,
     maps: [Option<(usize, usize)>; SLOTS],
     efds: Vec<RawFd>,
     out: BufWriter<std::fs::File>,
     cdev: bool,
+    /// The device is QEMU's edu (see `rw`).
+    edu: bool,
 }
 
 fn res(r: Result<i64, Errno>) -> String {
@@ -132,7 +136,7 @@ fn last<T>(ok: bool, v: T) -> Result<T, Errno> {
     }
 }
 
-impl Fuzz {
+impl Fuzz<'_> {
     fn ioctl(&self, req: u64, buf: &mut AlignedBuf) -> Result<i64, Errno> {
         self.dev.ioctl_buf(req, buf).map(i64::from)
     }
@@ -200,6 +204,16 @@ impl Fuzz {
         if write {
             if i == VFIO_PCI_CONFIG_REGION_INDEX && off <= 4 && off + len as u64 > 4 {
                 b[(4 - off) as usize] &= !4; // no bus mastering (see module doc)
+            }
+            if self.edu && i == 0 {
+                // edu's DMA registers (0x80..0xa0): QEMU 10's edu logs an
+                // out-of-range DMA and then performs it anyway, overrunning its
+                // buffer: QEMU segfaults (seen under both drivers).
+                for (k, x) in b.iter_mut().enumerate() {
+                    if (0x80..0xa0).contains(&off.wrapping_add(k as u64)) {
+                        *x = 0;
+                    }
+                }
             }
             let r = sys::pwrite(self.dev.fd, &b, pos).map(|n| n as i64);
             format!("pwrite r{i}+{off:#x} len={len} = {}", res(r))
@@ -373,12 +387,17 @@ impl Fuzz {
     fn feature(&mut self) -> String {
         // struct vfio_device_feature: argsz, flags (feature | GET/SET/PROBE).
         let feat = self.rng.below(14) as u32;
-        let op = match self.rng.below(6) {
+        let mut op = match self.rng.below(6) {
             0 => 1 << 16,
             1 => 1 << 17,
             2 => self.rng.next() as u32 & 0xffff_0000,
             _ => 1 << 18 | self.rng.pick(&[0, 1 << 16, 1 << 17]),
         };
+        // LOW_POWER_ENTRY(_WITH_WAKEUP) really set (SET without PROBE) would put the
+        // device in D3 until runtime PM wakes it, at a moment of its choosing: keep it a probe.
+        if (feat == 3 || feat == 4) && op & (1 << 17) != 0 {
+            op |= 1 << 18;
+        }
         let extra = self.rng.pick(&[0u32, 4, 8, 16]);
         let argsz = self.argsz(8 + extra);
         let mut b = AlignedBuf::filled(256, 0);
@@ -629,13 +648,14 @@ pub fn run(mode: Mode, bdf: &str, seed: u64, calls: u64, secs: u64, out: &Path) 
     }
     let cdev = dev.is_cdev();
     let mut f = Fuzz {
-        dev,
+        dev: &dev,
         rng: Rng::new(seed),
         lay,
         maps: [None; SLOTS],
         efds,
         out: BufWriter::new(file),
         cdev,
+        edu: crate::device::read_ids(bdf) == Some((0x1234, 0x11e8)),
     };
     let _ = writeln!(
         f.out,
@@ -645,12 +665,17 @@ pub fn run(mode: Mode, bdf: &str, seed: u64, calls: u64, secs: u64, out: &Path) 
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
     let mut n = 0u64;
+    // Debugging a guest or QEMU crash: flush every line (e.g. with --out /dev/console).
+    let flush = std::env::var_os("VPR_FUZZ_FLUSH").is_some();
     while n < calls {
         if n % 256 == 0 && Instant::now() >= deadline {
             break;
         }
         let line = f.step();
         let _ = writeln!(f.out, "{n} {line}");
+        if flush {
+            let _ = f.out.flush();
+        }
         n += 1;
     }
     for s in 0..SLOTS {
@@ -682,6 +707,7 @@ pub fn compare(a: &Path, b: &Path) -> u64 {
     };
     let (mut la, mut lb) = (fa.lines(), fb.lines());
     let (mut na, mut nb, mut same, mut diff) = (0u64, 0u64, 0u64, 0u64);
+    let mut classes = std::collections::BTreeMap::new();
     loop {
         let x = la.next().and_then(|l| l.ok());
         let y = lb.next().and_then(|l| l.ok());
@@ -693,7 +719,18 @@ pub fn compare(a: &Path, b: &Path) -> u64 {
                     same += 1;
                 } else {
                     diff += 1;
-                    if diff <= 20 {
+                    // Class: the call's name and both answers (numbers dropped).
+                    let key = |l: &str| {
+                        let (call, ans) = l.split_once(" = ").unwrap_or((l, ""));
+                        let mut op = call.split_whitespace().nth(1).unwrap_or("").to_string();
+                        if call.ends_with(" len=0") {
+                            op.push_str("(len=0)");
+                        }
+                        (op, ans.split_whitespace().next().unwrap_or("").to_string())
+                    };
+                    let ((op, ra), (_, rb)) = (key(&x), key(&y));
+                    *classes.entry(format!("{op}: {ra} vs {rb}")).or_insert(0u64) += 1;
+                    if diff <= 10 {
                         println!("# mismatch\n#  A: {x}\n#  B: {y}");
                     }
                 }
@@ -701,6 +738,9 @@ pub fn compare(a: &Path, b: &Path) -> u64 {
             (None, None) => break,
             _ => {}
         }
+    }
+    for (k, v) in &classes {
+        println!("# mismatch class {k}: {v}");
     }
     println!(
         "fuzz-compare: lines {na} {nb} compared {} mismatches {diff}",
@@ -831,5 +871,145 @@ pub fn fault_loop(bdf: &str, secs: u64) -> i32 {
         }
     }
     println!("fault-loop: {touched} pages touched");
+    0
+}
+
+/// Fork a worker that runs `work` and exits; returns its pid.
+fn spawn(work: impl FnOnce()) -> libc::pid_t {
+    // SAFETY: the caller is single-threaded (the races parent); the child runs
+    // `work` and leaves with _exit, never returning into the parent's code.
+    let pid = unsafe { libc::fork() };
+    if pid == 0 {
+        work();
+        // SAFETY: see above.
+        unsafe { libc::_exit(0) };
+    }
+    pid
+}
+
+/// A fuzz worker on the inherited device fd: endless seeded calls.
+fn fuzz_worker(dev: &Device, seed: u64) {
+    let Ok(file) = std::fs::File::create("/dev/null") else {
+        return;
+    };
+    let mut efds = Vec::new();
+    for _ in 0..4 {
+        // SAFETY: plain system call.
+        efds.push(unsafe { libc::eventfd(0, libc::EFD_NONBLOCK | libc::EFD_CLOEXEC) });
+    }
+    let mut f = Fuzz {
+        dev,
+        rng: Rng::new(seed),
+        lay: layout(dev),
+        maps: [None; SLOTS],
+        efds,
+        out: BufWriter::new(file),
+        cdev: false,
+        edu: crate::device::read_ids(&dev.bdf) == Some((0x1234, 0x11e8)),
+    };
+    loop {
+        let _ = f.step();
+    }
+}
+
+/// A fault worker: every BAR mapped (4K faults), three threads touching every
+/// page, one of them also unmapping and remapping its own copy.
+fn fault_worker(dev: &Device) {
+    let lay = layout(dev);
+    let fd = dev.fd;
+    let threads: Vec<_> = (0..3)
+        .map(|t| {
+            let sizes = lay.sizes;
+            std::thread::spawn(move || loop {
+                for (i, &len) in sizes.iter().take(6).enumerate() {
+                    let len = len.min(64 << 20);
+                    if len < PAGE {
+                        continue;
+                    }
+                    let Ok(m) = sys::Mapping::new_aligned(fd, region_offset(i as u32), len, PAGE)
+                    else {
+                        continue;
+                    };
+                    for off in (0..m.size()).step_by(PAGE as usize * (t + 1)) {
+                        // SAFETY: inside a live mapping; a refused fault is
+                        // SIGBUS, which kills this worker (counted as a round).
+                        unsafe { std::ptr::read_volatile((m.addr() + off) as *const u8) };
+                    }
+                }
+            })
+        })
+        .collect();
+    for t in threads {
+        let _ = t.join();
+    }
+}
+
+/// A toggler: COMMAND.MEM off and on (zapping every mapping), a device reset
+/// every 64 rounds.
+fn toggle_worker(dev: &Device) {
+    let mut n = 0u64;
+    loop {
+        if let Ok(cmd) = dev.config_read16(4) {
+            let _ = dev.config_write16(4, cmd & !2);
+            let _ = dev.config_write16(4, cmd | 2);
+        }
+        n += 1;
+        if n % 64 == 0 {
+            let _ = dev.reset();
+        }
+    }
+}
+
+/// `vfio-test races BDF SECS`: one open device (group mode) shared by forked
+/// workers (2 fuzzers, a 3-thread fault worker, a MEM toggler/resetter); the
+/// parent SIGKILLs a random worker every 20-300 ms (killed mid-fault, mid-call,
+/// exiting with live mappings) and respawns it, and every 16th round kills them
+/// all and closes and reopens the device. Prints `races: ROUNDS rounds, REOPENS
+/// reopens`. Any kernel report is caught by the console scan.
+pub fn races(bdf: &str, secs: u64) -> i32 {
+    let mut dev = match Device::open(bdf, Mode::Group) {
+        Ok(d) => d,
+        Err(e) => {
+            println!("races: open failed: {e}");
+            return 1;
+        }
+    };
+    let mut rng = Rng::new(secs ^ 0x5eed);
+    let start = |dev: &Device, k: usize, seed: u64| match k {
+        0 | 1 => spawn(|| fuzz_worker(dev, seed)),
+        2 => spawn(|| fault_worker(dev)),
+        _ => spawn(|| toggle_worker(dev)),
+    };
+    let mut pids: Vec<libc::pid_t> = (0..4).map(|k| start(&dev, k, k as u64)).collect();
+    let end = Instant::now() + Duration::from_secs(secs);
+    let (mut rounds, mut reopens) = (0u64, 0u64);
+    let kill = |pid: libc::pid_t| {
+        // SAFETY: pid is our child.
+        unsafe { libc::kill(pid, libc::SIGKILL) };
+        sys::wait_child(pid, Duration::from_secs(60));
+    };
+    while Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20 + rng.below(280)));
+        rounds += 1;
+        if rounds % 16 == 0 {
+            pids.iter().for_each(|&p| kill(p));
+            drop(dev);
+            dev = match Device::open(bdf, Mode::Group) {
+                Ok(d) => d,
+                Err(e) => {
+                    println!("races: reopen failed: {e}");
+                    return 1;
+                }
+            };
+            reopens += 1;
+            pids = (0..4).map(|k| start(&dev, k, rounds + k as u64)).collect();
+        } else {
+            let k = rng.below(4) as usize;
+            kill(pids[k]);
+            pids[k] = start(&dev, k, rounds);
+        }
+    }
+    pids.iter().for_each(|&p| kill(p));
+    println!("races: {rounds} rounds, {reopens} reopens");
     0
 }
