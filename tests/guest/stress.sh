@@ -69,9 +69,11 @@ modprobe vfio_pci_rs
 # --- 4. Hot-unplug cycles of the extra e1000e (QEMU id hp0): REQ, probe, close, removal, re-add --
 done_cycles=0
 # The slots appear only with a hotplug driver (pciehp or acpiphp: the stress kernel has both).
-if ! ls /sys/bus/pci/slots 2>/dev/null | grep -q .; then
-	skip hotplug.cycles "no PCI hotplug slots (kernel without HOTPLUG_PCI)"; cycles=0
-fi
+# Without one (the test kernel), the same kernel path (pci_stop_and_remove_bus_device with the
+# device open) is driven through sysfs remove and rescan instead of the QEMU monitor.
+how=monitor
+ls /sys/bus/pci/slots 2>/dev/null | grep -q . || how=sysfs
+echo "# hotplug cycles through $how"
 for c in $(seq "$cycles"); do
 	# Every fourth cycle under upstream vfio-pci, for comparison.
 	drv=vfio_pci_rs; [ $((c % 4)) = 0 ] && drv=vfio-pci
@@ -80,7 +82,7 @@ for c in $(seq "$cycles"); do
 	vfio-test hp-hold "$bdf" 60 > /tmp/hp.log 2>&1 &
 	h=$!
 	for i in $(seq 50); do grep -q ready /tmp/hp.log && break; usleep 200000; done
-	echo "STRESS-UNPLUG $c"
+	if [ $how = monitor ]; then echo "STRESS-UNPLUG $c"; else echo 1 > "/sys/bus/pci/devices/$bdf/remove" & fi
 	wait $h; rc=$?
 	line=$(grep 'req=' /tmp/hp.log)
 	for i in $(seq 150); do [ -e "/sys/bus/pci/devices/$bdf" ] || break; usleep 200000; done
@@ -91,9 +93,9 @@ for c in $(seq "$cycles"); do
 		break  # the next cycles would only wait for the same timeouts
 	fi
 	echo "# hotplug $c $drv: $line"
-	echo "STRESS-REPLUG $c"
+	if [ $how = monitor ]; then echo "STRESS-REPLUG $c"; else wait; echo 1 > /sys/bus/pci/rescan; fi
 	for i in $(seq 150); do bdf_of 8086:10d3 >/dev/null && break; usleep 200000; done
 	bdf_of 8086:10d3 >/dev/null || { not_ok "hotplug.$c.readded"; break; }
 done
-echo "# stress: hot-unplug cycles $done_cycles"
+echo "# stress: hot-unplug cycles $done_cycles ($how)"
 echo "# stress done"
