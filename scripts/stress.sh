@@ -63,7 +63,8 @@ grep -E '^not ok [0-9]+ ' -A2 "$c" | head -n 40
 pass=$(grep -cE '^ok [0-9]+ ' "$c") fail=$(grep -cE '^not ok [0-9]+ ' "$c")
 reports=$(grep -cE 'WARNING:|BUG:|Oops|general protection|KASAN|UBSAN|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|INFO: task .* blocked|hung_task|Kernel panic|suspicious RCU' "$c")
 grep -nE 'WARNING:|BUG:|Oops|general protection|KASAN|UBSAN|possible circular|possible recursive|inconsistent lock|INFO: task|Kernel panic' "$c" | head -n 20
-grep -E '^# (mismatch|  A:|  B:)' "$c" | head -n 30
+grep -E '^# fuzz class ' "$c"
+grep -E '^# mismatch$|^#  [AB]: ' "$c" | head -n 15
 grep -E '^# fuzz: ' "$c"
 echo "stress: $(sed -n 's/^# fuzz totals: //p' "$c")"
 echo "stress: $(sed -n 's/^# stress: //p' "$c" | paste -sd, -)"

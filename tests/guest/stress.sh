@@ -81,6 +81,8 @@ for c in $(seq "$cycles"); do
 	drv=vfio_pci_rs; [ $((c % 4)) = 0 ] && drv=vfio-pci
 	bdf=$(bdf_of 8086:10d3) || { not_ok "hotplug.$c.present"; break; }
 	bind "$drv" "$bdf" || { not_ok "hotplug.$c.$drv.bind"; break; }
+	# A re-added device can be bound a moment before its IOMMU group link appears.
+	for i in $(seq 25); do [ -e "/sys/bus/pci/devices/$bdf/iommu_group" ] && break; usleep 200000; done
 	vfio-test hp-hold "$bdf" 60 > /tmp/hp.log 2>&1 &
 	h=$!
 	for i in $(seq 50); do grep -q ready /tmp/hp.log && break; usleep 200000; done
