@@ -93,7 +93,7 @@ fn layout(dev: &Device) -> Layout {
     {
         let mut p = cfg[0x34] as usize & !3;
         for _ in 0..48 {
-            if p < 0x40 || p > 0xfc {
+            if !(0x40..=0xfc).contains(&p) {
                 break;
             }
             if cfg[p] == 0x11 {
@@ -381,7 +381,10 @@ impl Fuzz<'_> {
         b.bytes_mut()[16..24].copy_from_slice(&(self.rng.next() & 0xff).to_ne_bytes());
         b.put_u32(24, fd as u32);
         let r = self.ioctl(VFIO_DEVICE_IOEVENTFD, &mut b);
-        format!("ioeventfd argsz={argsz} flags={flags:#x} off={off:#x} fd={fd} = {}", res(r))
+        format!(
+            "ioeventfd argsz={argsz} flags={flags:#x} off={off:#x} fd={fd} = {}",
+            res(r)
+        )
     }
 
     fn feature(&mut self) -> String {
@@ -413,7 +416,11 @@ impl Fuzz<'_> {
             // Core ioctls left out on purpose (see module doc).
             0 => loop {
                 let nr = VFIO_BASE + self.rng.below(64) as u8;
-                if !(118..=120).contains(&nr) && !(107..=113).contains(&nr) && nr != 116 && nr != 117 {
+                if !(118..=120).contains(&nr)
+                    && !(107..=113).contains(&nr)
+                    && nr != 116
+                    && nr != 117
+                {
                     break io(VFIO_TYPE, nr);
                 }
             },
@@ -480,7 +487,10 @@ impl Fuzz<'_> {
         if r.is_ok() {
             self.maps[slot] = Some((p as usize, len as usize));
         }
-        format!("mmap slot={slot} r{i}+{off:#x} len={len:#x} prot={prot} flags={flags} = {}", res(r))
+        format!(
+            "mmap slot={slot} r{i}+{off:#x} len={len:#x} prot={prot} flags={flags} = {}",
+            res(r)
+        )
     }
 
     fn unmap_slot(&mut self, slot: usize) {
@@ -505,12 +515,18 @@ impl Fuzz<'_> {
         } else if how == 1 {
             self.maps[slot] = Some((a + k * PAGE as usize, l - k * PAGE as usize));
             // SAFETY: the head of the tracked mapping.
-            last(unsafe { libc::munmap(a as *mut libc::c_void, k * PAGE as usize) } == 0, 0)
+            last(
+                unsafe { libc::munmap(a as *mut libc::c_void, k * PAGE as usize) } == 0,
+                0,
+            )
         } else {
             self.maps[slot] = Some((a, l - k * PAGE as usize));
             let t = a + l - k * PAGE as usize;
             // SAFETY: the tail of the tracked mapping.
-            last(unsafe { libc::munmap(t as *mut libc::c_void, k * PAGE as usize) } == 0, 0)
+            last(
+                unsafe { libc::munmap(t as *mut libc::c_void, k * PAGE as usize) } == 0,
+                0,
+            )
         };
         format!("munmap slot={slot} how={how} k={k} = {}", res(r))
     }
@@ -524,7 +540,11 @@ impl Fuzz<'_> {
             return format!("mremap slot={slot} = empty");
         };
         let pg = PAGE as usize;
-        let new = if grow { l + k * pg } else { l.saturating_sub(k * pg).max(pg) };
+        let new = if grow {
+            l + k * pg
+        } else {
+            l.saturating_sub(k * pg).max(pg)
+        };
         let flags = if moving { libc::MREMAP_MAYMOVE } else { 0 };
         // SAFETY: a/l is tracked; on success the kernel says where it is now.
         let p = unsafe { libc::mremap(a as *mut libc::c_void, l, new, flags) };
@@ -532,7 +552,10 @@ impl Fuzz<'_> {
         if r.is_ok() {
             self.maps[slot] = Some((p as usize, new));
         }
-        format!("mremap slot={slot} grow={grow} move={moving} k={k} = {}", res(r))
+        format!(
+            "mremap slot={slot} grow={grow} move={moving} k={k} = {}",
+            res(r)
+        )
     }
 
     /// Fork; the child reads the first byte of every live readable mapping
@@ -668,7 +691,7 @@ pub fn run(mode: Mode, bdf: &str, seed: u64, calls: u64, secs: u64, out: &Path) 
     // Debugging a guest or QEMU crash: flush every line (e.g. with --out /dev/console).
     let flush = std::env::var_os("VPR_FUZZ_FLUSH").is_some();
     while n < calls {
-        if n % 256 == 0 && Instant::now() >= deadline {
+        if n.is_multiple_of(256) && Instant::now() >= deadline {
             break;
         }
         let line = f.step();
@@ -701,7 +724,11 @@ pub fn compare(a: &Path, b: &Path) -> u64 {
     let (fa, fb) = match (open(a), open(b)) {
         (Ok(x), Ok(y)) => (x, y),
         _ => {
-            eprintln!("fuzz-compare: cannot open {} or {}", a.display(), b.display());
+            eprintln!(
+                "fuzz-compare: cannot open {} or {}",
+                a.display(),
+                b.display()
+            );
             return 1;
         }
     };
@@ -954,7 +981,7 @@ fn toggle_worker(dev: &Device) {
             let _ = dev.config_write16(4, cmd | 2);
         }
         n += 1;
-        if n % 64 == 0 {
+        if n.is_multiple_of(64) {
             let _ = dev.reset();
         }
     }
