@@ -20,7 +20,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export RUST_LIB_SRC ?= /usr/lib/rustlib/src/rust/library
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
-.PHONY: all setup kernel module install client host-test lint intree initramfs run vm test bench clean
+.PHONY: all setup kernel module install client host-test lint intree initramfs run vm test bench stress clean
 
 all: module
 
@@ -83,6 +83,10 @@ test: setup
 
 bench: setup
 	@bash scripts/bench.sh $(OUT)
+
+# Reliability: debug kernel (KASAN, lockdep, DEBUG_VM), differential fuzz, races, hot-unplug.
+stress: setup
+	@bash scripts/stress.sh $(OUT)
 
 clean:
 	@rm -rf $(OUT)

@@ -744,7 +744,7 @@ impl VfioPciDevice {
         pos: &mut i64,
         write: bool,
     ) -> Result<isize> {
-        if count == 0 && !write {
+        if count == 0 {
             return Ok(0);
         }
         let ppos = *pos as u64;

@@ -13,6 +13,14 @@ log="$out/console-$mode.log"
 nvme_img="$out/nvme.img"
 [ -f "$nvme_img" ] || truncate -s 64M "$nvme_img"
 
+# Stress mode only: a QEMU monitor socket (VPR_QEMU_MONITOR=path) for device_del/device_add, and
+# an extra e1000e (id hp0) on its own root port, the device the hot-unplug cycles remove and re-add;
+# the normal topology is unchanged. VPR_KERNEL_ARGS adds kernel parameters. Every mode boots with
+# no_timer_check: under heavy host load TCG can fail the boot-time IO-APIC timer check and panic.
+monitor=(-monitor none) extra=()
+[ -n "${VPR_QEMU_MONITOR:-}" ] && monitor=(-monitor "unix:$VPR_QEMU_MONITOR,server,nowait")
+[ "$mode" = stress ] && extra=(-device pcie-root-port,id=rp7,chassis=7,slot=7 -device e1000e,id=hp0,bus=rp7)
+
 start=$(date +%s.%N)
 set +e
 timeout --foreground "$timeout_s" qemu-system-x86_64 \
@@ -25,10 +33,10 @@ timeout --foreground "$timeout_s" qemu-system-x86_64 \
 	-device pcie-root-port,id=rp4,chassis=4,slot=4 -device igb,bus=rp4 \
 	-device pcie-root-port,id=rp5,chassis=5,slot=5 \
 	-device pcie-root-port,id=rp6,chassis=6,slot=6 \
-	-drive file="$nvme_img",if=none,id=nvm,format=raw -device nvme,serial=vpr0,drive=nvm,bus=rp5 \
+	-drive file="$nvme_img",if=none,id=nvm,format=raw -device nvme,serial=vpr0,drive=nvm,bus=rp5 "${extra[@]}" \
 	-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.cpio.gz" \
-	-append "console=ttyS0 intel_iommu=on panic=-1 loglevel=6 vpr.mode=$mode" \
-	${VPR_QEMU_EXTRA:-} -nodefaults -display none -serial stdio -monitor none -no-reboot 2>&1 | tee "$log"
+	-append "console=ttyS0 intel_iommu=on panic=-1 loglevel=6 no_timer_check vpr.mode=$mode ${VPR_KERNEL_ARGS:-}" \
+	${VPR_QEMU_EXTRA:-} -nodefaults -display none -serial stdio "${monitor[@]}" -no-reboot 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}
 set -e
 end=$(date +%s.%N)

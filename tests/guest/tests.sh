@@ -161,4 +161,5 @@ lsmod | grep -q '^vfio_pci_rs' && rmmod vfio_pci_rs
 check lifecycle.reload modprobe vfio_pci_rs
 check lifecycle.final_rmmod rmmod vfio_pci_rs
 . /bin/usability.sh  # install, modinfo, module parameters (ids=, nointxmask, ...)
+sh /bin/stress-slice.sh  # short differential fuzz (the full one: make stress)
 echo "# guest suite done"

@@ -11,6 +11,8 @@ usage: vfio-test <subcommand> [--mode group|cdev] [--dump DIR] <BDF>
        vfio-test compare DIR_A DIR_B
        vfio-test hold [--mode group|cdev] <BDF> [SECONDS]
        vfio-test irq-req [--mode group|cdev] <BDF> [SECONDS]
+       vfio-test fuzz [--mode group|cdev] [--seed N] [--calls N] [--secs N] --out FILE <BDF>
+       vfio-test fuzz-compare FILE_A FILE_B
 
 subcommands:
   info       device, region and IRQ info ioctls
@@ -28,6 +30,12 @@ subcommands:
              prints `bench: ROW NS_PER_OP COUNT` lines. `bench BDF ROW N` runs
              only ROW, N times, between two profile markers (cpuid, eax
              0x56505200) that bench/prof/insncount.c counts instructions between
+  fuzz       seeded random device-fd calls, one outcome line per call in FILE
+  fuzz-compare  count and show differing outcome lines of two fuzz runs
+  hp-hold    hot-unplug user: REQ eventfd + BAR0 mapping, probe after REQ, close
+  races      forked workers (fuzzers, 3-thread faulter, MEM toggler/resetter) on one
+             open device, SIGKILLed and respawned at random, reopen every 16 rounds
+  fault-loop fault every page of every BAR in a loop (to be SIGKILLed mid-fault)
   hold       open the device and keep it open for SECONDS (default 3), for
              driver life-cycle tests (unbind/rmmod while open)
   irq-req    open the device with a REQ eventfd, wait up to SECONDS (default 20)
@@ -83,6 +91,37 @@ pub enum Command {
         /// Profile one row: its name and how many operations.
         prof: Option<(String, u32)>,
     },
+    /// Seeded differential fuzzing of the device fd.
+    Fuzz {
+        /// Open mode.
+        mode: Mode,
+        /// PRNG seed.
+        seed: u64,
+        /// Call budget.
+        calls: u64,
+        /// Time budget in seconds.
+        secs: u64,
+        /// Outcome file.
+        out: PathBuf,
+        /// PCI address.
+        bdf: String,
+    },
+    /// hp-hold or fault-loop (stress helpers).
+    Stress {
+        /// Which helper.
+        what: String,
+        /// PCI address.
+        bdf: String,
+        /// Time bound.
+        secs: u64,
+    },
+    /// Compare two fuzz outcome files.
+    FuzzCompare {
+        /// First file.
+        a: PathBuf,
+        /// Second file.
+        b: PathBuf,
+    },
     /// Print usage.
     Help,
 }
@@ -128,6 +167,28 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         "irq" => vec![Sub::Irq],
         "hot-reset" => vec![Sub::HotReset],
         "irq-req" => return crate::tests::irq::parse_req(it),
+        "fuzz" => return crate::tests::fuzz::parse(it),
+        "hp-hold" | "fault-loop" | "races" => {
+            let rest: Vec<String> = it.collect();
+            return match rest.as_slice() {
+                [b, s] if valid_bdf(b) => Ok(Command::Stress {
+                    what: sub.clone(),
+                    bdf: b.clone(),
+                    secs: s.parse().map_err(|_| format!("bad SECONDS '{s}'"))?,
+                }),
+                _ => Err(format!("{sub} takes a PCI address and SECONDS")),
+            };
+        }
+        "fuzz-compare" => {
+            let rest: Vec<String> = it.collect();
+            return match rest.as_slice() {
+                [a, b] => Ok(Command::FuzzCompare {
+                    a: a.into(),
+                    b: b.into(),
+                }),
+                _ => Err("fuzz-compare takes exactly two files".into()),
+            };
+        }
         "all" => vec![Sub::Info, Sub::BarRw, Sub::Config, Sub::Mmap, Sub::HotReset],
         "hold" => vec![],
         other => return Err(format!("unknown subcommand '{other}'")),

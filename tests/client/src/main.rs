@@ -45,6 +45,22 @@ fn main() {
             prof: Some((row, n)),
         } => tests::bench::prof(&mut k, &bdf, &row, n),
         Command::IrqReq { mode, bdf, secs } => tests::irq::req(&mut k, mode, &bdf, secs),
+        Command::Fuzz {
+            mode,
+            seed,
+            calls,
+            secs,
+            out,
+            bdf,
+        } => std::process::exit(tests::fuzz::run(mode, &bdf, seed, calls, secs, &out)),
+        Command::Stress { what, bdf, secs } => std::process::exit(match what.as_str() {
+            "hp-hold" => tests::fuzz::hp_hold(&bdf, secs),
+            "races" => tests::fuzz::races(&bdf, secs),
+            _ => tests::fuzz::fault_loop(&bdf, secs),
+        }),
+        Command::FuzzCompare { a, b } => {
+            std::process::exit(i32::from(tests::fuzz::compare(&a, &b) != 0))
+        }
         Command::Run {
             subs,
             mode,

@@ -6,6 +6,7 @@ pub mod compare;
 pub mod config;
 #[cfg(test)]
 mod fake;
+pub mod fuzz;
 pub mod hot_reset;
 pub mod info;
 pub mod irq;

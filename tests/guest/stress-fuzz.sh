@@ -1,0 +1,49 @@
+#!/bin/sh
+# Differential fuzz: the same seeded call sequence (vfio-test fuzz) on every test device under
+# vfio_pci_rs, then under upstream vfio-pci; then each pair of outcome files is compared.
+# Usage: stress-fuzz.sh SECS_PER_DEVICE_PER_DRIVER CALLS_PER_DEVICE [SEED]. Prints KTAP lines
+# and the totals `# fuzz totals: vfio_pci_rs N calls, vfio-pci N calls, mismatches N`.
+. /bin/lib.sh
+secs=${1:-10} calls=${2:-1000000} seed=${3:-20261124}
+modprobe vfio_pci_rs; modprobe vfio-pci
+mkdir -p /tmp/fuzz
+for drv in vfio_pci_rs vfio-pci; do
+	i=0
+	for bdf in $(test_bdfs); do
+		name=$(name_of "$bdf") i=$((i + 1))
+		bind "$drv" "$bdf" || { not_ok "fuzz.$drv.$name.bind"; continue; }
+		# The seed differs per device (its place in the list) but not per driver.
+		s=$((seed + i))
+		# vfio_pci_rs runs first, bounded by time; upstream then makes exactly as many calls (so
+		# the comparison covers all of them), with a generous time bound.
+		n=$calls t=$secs
+		[ "$drv" = vfio-pci ] && [ -f "/tmp/fuzz/n.$name" ] && n=$(cat "/tmp/fuzz/n.$name") t=$((secs * 4))
+		echo "# fuzz $name under $drv (seed $s, ${t}s, max $n calls)"
+		if vfio-test fuzz --seed "$s" --secs "$t" --calls "$n" --out "/tmp/fuzz/$drv.$name" "$bdf" > /tmp/fuzz/log 2>&1; then
+			[ "$drv" = vfio_pci_rs ] && sed -n 's/.* calls \([0-9]*\) .*/\1/p' /tmp/fuzz/log > "/tmp/fuzz/n.$name"
+			ok "fuzz.$drv.$name.ran"
+		else
+			not_ok "fuzz.$drv.$name.ran" "$(tail -n 3 /tmp/fuzz/log)"
+		fi
+		sed 's/^/# /' /tmp/fuzz/log
+		release "$bdf"
+	done
+done
+tot_rs=0 tot_up=0 tot_mm=0
+for bdf in $(test_bdfs); do
+	name=$(name_of "$bdf")
+	a=/tmp/fuzz/vfio_pci_rs.$name b=/tmp/fuzz/vfio-pci.$name
+	[ -f "$a" ] && [ -f "$b" ] || continue
+	vfio-test fuzz-compare "$a" "$b" > /tmp/fuzz/cmp 2>&1
+	sed 's/^\([^#]\)/# \1/' /tmp/fuzz/cmp
+	sed -n 's/^# mismatch class //p' /tmp/fuzz/cmp >> /tmp/fuzz/classes
+	set -- $(sed -n 's/^fuzz-compare: lines \([0-9]*\) \([0-9]*\) compared [0-9]* mismatches \([0-9]*\)/\1 \2 \3/p' /tmp/fuzz/cmp)
+	[ $# = 3 ] || { not_ok "fuzz.compare.$name" "no comparison"; continue; }
+	# The first line of each file is the layout header, not a call.
+	tot_rs=$((tot_rs + $1 - 1)) tot_up=$((tot_up + $2 - 1)) tot_mm=$((tot_mm + $3))
+	[ "$3" = 0 ] && ok "fuzz.compare.$name" || not_ok "fuzz.compare.$name" "$3 mismatching calls"
+done
+# Mismatch classes summed over the devices (call: ours vs upstream: count).
+cat /tmp/fuzz/classes 2>/dev/null | awk -F': ' '{ n[$1 ": " $2] += $3 } END { for (k in n) print "# fuzz class " k ": " n[k] }' | sort
+echo "# fuzz totals: vfio_pci_rs $tot_rs calls, vfio-pci $tot_up calls, mismatches $tot_mm"
+rm -rf /tmp/fuzz
