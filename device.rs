@@ -276,9 +276,14 @@ impl VfioPciDevice {
     /// re-install a PFN before the caller changes the hardware and drops the lock.
     pub(crate) fn zap_and_write_memory(&self, dev: &Device) -> WriteGuard<'_, MemoryState> {
         let guard = self.memory.write();
+        self.zap_bars(dev);
+        guard
+    }
+
+    /// Zaps every user mapping of the BARs (the caller holds the memory lock for write).
+    fn zap_bars(&self, dev: &Device) {
         ffimm::zap_range(dev, 0, regions::index_to_offset(regions::ROM));
         FaultCounters::bump(&self.counters.zap);
-        guard
     }
 
     /// Whether memory BARs may be touched now (upstream `__vfio_pci_memory_enabled`): virtual
@@ -316,8 +321,7 @@ impl VfioPciDevice {
         dev: &Device,
     ) -> Option<WriteGuard<'_, MemoryState>> {
         let guard = self.memory.try_write()?;
-        ffimm::zap_range(dev, 0, regions::index_to_offset(regions::ROM));
-        FaultCounters::bump(&self.counters.zap);
+        self.zap_bars(dev);
         Some(guard)
     }
 

@@ -25,9 +25,9 @@ fn info_raw(c: &Ctx, argsz: usize) -> (SysResult<i32>, AlignedBuf) {
     (r, b)
 }
 
-/// PCI_HOT_RESET with header `argsz`, `flags` and the group fds `fds`
-/// (their number is the header's count).
-fn reset_raw(c: &Ctx, argsz: u32, flags: u32, fds: &[RawFd]) -> SysResult<i32> {
+/// The argument of PCI_HOT_RESET: header `argsz`, `flags`, then the group
+/// fds `fds` (their number is the header's count).
+fn reset_arg(argsz: u32, flags: u32, fds: &[RawFd]) -> AlignedBuf {
     let mut b = AlignedBuf::filled(HDR + 4 * fds.len(), 0);
     b.put_u32(0, argsz);
     b.put_u32(4, flags);
@@ -35,18 +35,27 @@ fn reset_raw(c: &Ctx, argsz: u32, flags: u32, fds: &[RawFd]) -> SysResult<i32> {
     for (i, fd) in fds.iter().enumerate() {
         b.put_u32(HDR + 4 * i, *fd as u32);
     }
-    c.dev.ioctl_buf(VFIO_DEVICE_PCI_HOT_RESET, &mut b)
+    b
 }
 
-/// A hot reset in the form the open mode calls for: the device's own group
-/// fd (group mode) or the zero-length array (cdev mode).
+/// PCI_HOT_RESET with the argument [`reset_arg`] builds.
+fn reset_raw(c: &Ctx, argsz: u32, flags: u32, fds: &[RawFd]) -> SysResult<i32> {
+    c.dev
+        .ioctl_buf(VFIO_DEVICE_PCI_HOT_RESET, &mut reset_arg(argsz, flags, fds))
+}
+
+/// The PCI_HOT_RESET argument in the form the open mode calls for: the
+/// device's own group fd (group mode, `group_fd`) or the zero-length array
+/// (cdev mode).
+pub fn own_reset_arg(cdev: bool, group_fd: RawFd) -> AlignedBuf {
+    let fds: &[RawFd] = if cdev { &[] } else { &[group_fd] };
+    reset_arg((HDR + 4 * fds.len()) as u32, 0, fds)
+}
+
+/// A hot reset in the form the open mode calls for.
 pub fn reset_own(c: &Ctx) -> SysResult<i32> {
-    let fds: Vec<RawFd> = if c.dev.is_cdev() {
-        vec![]
-    } else {
-        vec![c.dev.group_fd()]
-    };
-    reset_raw(c, (HDR + 4 * fds.len()) as u32, 0, &fds)
+    let mut b = own_reset_arg(c.dev.is_cdev(), c.dev.group_fd());
+    c.dev.ioctl_buf(VFIO_DEVICE_PCI_HOT_RESET, &mut b)
 }
 
 /// Checks the answer of a hot reset of the device's own slot or bus.

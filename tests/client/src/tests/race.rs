@@ -197,13 +197,7 @@ pub fn run(c: &mut Ctx) {
         let resetter = can_reset.then(|| {
             let stop = &stop;
             s.spawn(move || {
-                let fds: &[i32] = if cdev { &[] } else { &[group_fd] };
-                let mut hot = AlignedBuf::filled(12 + 4 * fds.len(), 0);
-                hot.put_u32(0, (12 + 4 * fds.len()) as u32);
-                hot.put_u32(8, fds.len() as u32);
-                for (i, g) in fds.iter().enumerate() {
-                    hot.put_u32(12 + 4 * i, *g as u32);
-                }
+                let mut hot = super::hot_reset::own_reset_arg(cdev, group_fd);
                 let (mut ok, mut err, mut hot_ok) = (0u64, 0u64, 0u64);
                 let mut round = 0u64;
                 while !stop.load(Ordering::Relaxed) {
