@@ -106,11 +106,6 @@ void vpr_put_device(struct vfio_device *vdev)
 	vfio_put_device(vdev);
 }
 
-struct address_space *vpr_device_mapping(struct vfio_device *vdev)
-{
-	return vdev->inode->i_mapping;
-}
-
 void vpr_vma_setup(struct vm_area_struct *vma, void *private_data)
 {
 	vma->vm_private_data = private_data;

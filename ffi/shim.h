@@ -16,7 +16,6 @@ struct rw_semaphore;
 struct vfio_device;
 struct vfio_region_info;
 struct vfio_info_cap;
-struct address_space;
 
 /* Rust entry points, called from the C tables in shim.c (defined in ffi/vfio.rs, ffi/mm.rs). */
 struct vfio_device *vpr_probe(struct pci_dev *pdev);
@@ -47,7 +46,6 @@ int vpr_register_driver(void);
 void vpr_unregister_driver(void);
 struct vfio_device *vpr_alloc_device(size_t size, struct device *dev);
 void vpr_put_device(struct vfio_device *vdev);
-struct address_space *vpr_device_mapping(struct vfio_device *vdev);
 void vpr_vma_setup(struct vm_area_struct *vma, void *private_data);
 void vpr_init_rwsem(struct rw_semaphore *sem);
 u64 vpr_ioread64(void __iomem *addr);
