@@ -99,6 +99,11 @@ for drv in $DRIVERS; do
 		for t in /kselftests/vfio_*_test; do
 			name=$(basename "$t")
 			[ "$name" = vfio_pci_device_init_perf_test ] && continue
+			# vfio_pci_sriov_uapi_test creates a VF through the PF's sriov_numvfs: only igb has
+			# SR-IOV. Neither driver allows VFs by default (vfio-pci needs enable_sriov=1, which
+			# vfio_pci_rs accepts but does not implement), so both fail its setup identically;
+			# with VFs the test would still insist the VF's driver is named "vfio-pci".
+			[ "$name" = vfio_pci_sriov_uapi_test ] && [ "$(name_of "$bdf")" != igb ] && continue
 			t0=$(cut -d. -f1 /proc/uptime)
 			# vfio_pci_driver_test on igb takes 6-8 min per driver under TCG on a busy host.
 			timeout 1200 "$t" "$bdf" >/tmp/kst.log 2>&1
@@ -118,6 +123,21 @@ for drv in $DRIVERS; do
 				>>"$dir/kselftest.$name.$bdf.txt"
 		done
 	done
+	# vfio_pci_device_init_perf_test opens several devices at once, a thread each, in every
+	# IOMMU mode. Its timings are printed, not compared (TCG); its results go into the
+	# transcript. ivshmem is left out: the selftest library's BAR mapping trips on its 1 GiB BAR
+	# (munmap of a zero-length tail: EINVAL) under both drivers, as in the per-device runs.
+	t=/kselftests/vfio_pci_device_init_perf_test
+	if [ -x "$t" ]; then
+		bdfs=$(for bdf in $(test_bdfs); do [ "$(name_of "$bdf")" = ivshmem ] || echo "$bdf"; done)
+		timeout 600 "$t" $bdfs >/tmp/kst.log 2>&1
+		rc=$?
+		echo "# kselftest vfio_pci_device_init_perf_test on $(echo $bdfs | wc -w) devices with $drv: exit $rc," \
+			"$(grep -E '^# Totals:' /tmp/kst.log | tail -n1)"
+		grep -E '^(Wall time|Avg init|Max init)|^(not ok|ok .*# SKIP)' /tmp/kst.log | sed 's/^/#   /' | head -n 12
+		{ echo "exit $rc"; grep -E '^(ok|not ok) ' /tmp/kst.log | sed -E 's/^(not ok|ok) [0-9]+ /\1 /'; } \
+			>"/tmp/out/$drv/kselftest.vfio_pci_device_init_perf_test.all.txt"
+	fi
 	echo never >/sys/kernel/mm/transparent_hugepage/shmem_enabled
 	echo 0 >/proc/sys/vm/nr_hugepages
 	for bdf in $(test_bdfs); do release "$bdf"; done
