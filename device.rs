@@ -6,7 +6,7 @@
 //! # Locks
 //!
 //! Order, written once: `mmap_lock -> memory`; `dev_set -> open -> memory`;
-//! `open -> igate -> memory`; no user copy under `memory`.
+//! `open -> igate -> memory`; `ioeventfds -> memory`; no user copy under `memory`.
 //! - `dev_set` (the VFIO core's device-set mutex): held by the core around `open_device` and
 //!   `close_device`, and by hot reset (`reset.rs`), which only tries each member's `memory`.
 //! - `open` (mutex): per-open state (saved config state, reset ability, config space).
@@ -16,6 +16,8 @@
 //!   COMMAND.MEM, power state) and the BAR mappings. Readers: faults and each single read/write
 //!   access. Writers: everything that turns decode off, resets the device or changes the BARs;
 //!   those zap every user mapping right after taking it, before touching the hardware.
+//! - `ioeventfds` (mutex, `ioeventfd.rs`): the ioeventfd list; removing one waits for its BAR
+//!   write, which takes `memory` for read (only tried, in the eventfd's wakeup).
 
 use core::sync::atomic::{
     AtomicBool,
@@ -47,8 +49,10 @@ use crate::{
         FaultOutcome,
         FaultRequest, //
     },
+    feature::Features,
     ffi::{
         devset::DevSet,
+        eventfd::EventFd,
         io::BarMap,
         mm::{
             self as ffimm,
@@ -64,14 +68,12 @@ use crate::{
             RwSem,
             WriteGuard, //
         },
-        eventfd::EventFd,
         sys, user,
         vfio::{
             CapChain,
             Device, //
         },
     },
-    feature::Features,
     ioeventfd::Ioeventfds,
     irqs::Irqs,
     mmap::{

@@ -32,8 +32,7 @@ use crate::{
             Virqfd,
             VirqfdHandler, //
         },
-        pci as rawpci,
-        user,
+        pci as rawpci, user,
         vfio::{
             Device,
             DeviceRef, //

@@ -317,8 +317,12 @@ pub(crate) unsafe extern "C" fn vpr_device_feature(
     argsz: usize,
 ) -> c_int {
     // SAFETY: the VFIO core calls ops only on live devices.
-    unsafe { with(vdev, |d| d.data().device_feature(d, flags, arg as usize, argsz)) }
-        .map_or_else(|e| e.to_errno(), |()| 0)
+    unsafe {
+        with(vdev, |d| {
+            d.data().device_feature(d, flags, arg as usize, argsz)
+        })
+    }
+    .map_or_else(|e| e.to_errno(), |()| 0)
 }
 
 /// A region-info capability chain under construction (`struct vfio_info_cap`).

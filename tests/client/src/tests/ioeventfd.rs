@@ -118,10 +118,13 @@ fn msix_table(c: &Ctx) -> Option<(u32, u64, u64)> {
     ))
 }
 
+/// How a register reads back after a write of a value.
+type Readback = fn(u32) -> u32;
+
 /// A register the tests may write, its width, and how a write of `v` reads
 /// back: edu's liveness register returns the inverse, the ivshmem interrupt
 /// mask returns the value.
-fn visible_register(kind: Kind) -> Option<(u32, u64, fn(u32) -> u32)> {
+fn visible_register(kind: Kind) -> Option<(u32, u64, Readback)> {
     fn inverse(v: u32) -> u32 {
         !v
     }
@@ -162,19 +165,39 @@ pub fn run_ioeventfd(c: &mut Ctx) {
         Some((b, off, _)) if b == bar && off < 8 => len - 8,
         _ => 0,
     };
-    c.t.line(format!("target bar{bar} len={len:#x} flags={flags:#x} pos={pos:#x}"));
+    c.t.line(format!(
+        "target bar{bar} len={len:#x} flags={flags:#x} pos={pos:#x}"
+    ));
 
     // --- Bad input -----------------------------------------------------------------------
     let good = Req::new(bar, pos, 4, 0x1234_5678, fd);
     for argsz in [0, 27] {
-        expect(c, &format!("argsz{argsz}"), Req { argsz, ..good }, libc::EINVAL);
+        expect(
+            c,
+            &format!("argsz{argsz}"),
+            Req { argsz, ..good },
+            libc::EINVAL,
+        );
     }
     for flags in [0, 3, 5, 0x10, 0x14, 0x8000_0004] {
-        expect(c, &format!("flags{flags:#x}"), Req { flags, ..good }, libc::EINVAL);
+        expect(
+            c,
+            &format!("flags{flags:#x}"),
+            Req { flags, ..good },
+            libc::EINVAL,
+        );
     }
     expect(c, "fd-2", Req { fd: -2, ..good }, libc::EINVAL);
     expect(c, "fd_not_open", Req { fd: 1000, ..good }, libc::EBADF);
-    expect(c, "fd_not_eventfd", Req { fd: c.dev.fd, ..good }, libc::EINVAL);
+    expect(
+        c,
+        "fd_not_eventfd",
+        Req {
+            fd: c.dev.fd,
+            ..good
+        },
+        libc::EINVAL,
+    );
     // (Not an index with bit 23 set: upstream's offset is a signed loff_t, and such an
     // offset gives it a negative BAR index that it uses to index pdev->resource[].)
     for index in [6u32, 7, 8, 9, 0x7f_ffff] {
@@ -183,10 +206,20 @@ pub fn run_ioeventfd(c: &mut Ctx) {
     }
     for &(i, l, _) in &bars {
         if l == 0 {
-            expect(c, &format!("absent_bar{i}"), Req::new(i, 0, 1, 0, fd), libc::EINVAL);
+            expect(
+                c,
+                &format!("absent_bar{i}"),
+                Req::new(i, 0, 1, 0, fd),
+                libc::EINVAL,
+            );
             continue;
         }
-        expect(c, &format!("bar{i}_past_end"), Req::new(i, l, 1, 0, fd), libc::EINVAL);
+        expect(
+            c,
+            &format!("bar{i}_past_end"),
+            Req::new(i, l, 1, 0, fd),
+            libc::EINVAL,
+        );
         if l >= 4 {
             let r = Req::new(i, l - 2, 4, 0, fd);
             expect(c, &format!("bar{i}_straddles_end"), r, libc::EINVAL);
@@ -214,13 +247,31 @@ pub fn run_ioeventfd(c: &mut Ctx) {
     // --- Add, duplicate, remove ----------------------------------------------------------
     expect(c, "add", good, 0);
     expect(c, "dup_same_fd", good, libc::EEXIST);
-    expect(c, "dup_other_fd", Req { fd: efd2.fd(), ..good }, libc::EEXIST);
+    expect(
+        c,
+        "dup_other_fd",
+        Req {
+            fd: efd2.fd(),
+            ..good
+        },
+        libc::EEXIST,
+    );
     // Any difference in data, size or position is another ioeventfd.
     expect(c, "add_other_data", Req { data: 1, ..good }, 0);
     expect(c, "add_size2", Req { flags: 2, ..good }, 0);
-    expect(c, "add_size1_next", Req::new(bar, pos + 1, 1, 0x1234_5678, fd), 0);
+    expect(
+        c,
+        "add_size1_next",
+        Req::new(bar, pos + 1, 1, 0x1234_5678, fd),
+        0,
+    );
     expect(c, "add_size8", Req { flags: 8, ..good }, 0);
-    expect(c, "add_last_byte", Req::new(bar, len - 1, 1, 7, efd2.fd()), 0);
+    expect(
+        c,
+        "add_last_byte",
+        Req::new(bar, len - 1, 1, 7, efd2.fd()),
+        0,
+    );
     expect(c, "remove", Req { fd: -1, ..good }, 0);
     expect(c, "remove_again", Req { fd: -1, ..good }, libc::ENODEV);
     expect(c, "re_add", good, 0);
@@ -228,7 +279,10 @@ pub fn run_ioeventfd(c: &mut Ctx) {
         ("remove_re_add", good),
         ("remove_other_data", Req { data: 1, ..good }),
         ("remove_size2", Req { flags: 2, ..good }),
-        ("remove_size1_next", Req::new(bar, pos + 1, 1, 0x1234_5678, fd)),
+        (
+            "remove_size1_next",
+            Req::new(bar, pos + 1, 1, 0x1234_5678, fd),
+        ),
         ("remove_size8", Req { flags: 8, ..good }),
         ("remove_last_byte", Req::new(bar, len - 1, 1, 7, -1)),
     ] {
@@ -245,19 +299,57 @@ pub fn run_ioeventfd(c: &mut Ctx) {
     // --- The limit -----------------------------------------------------------------------
     let mut added = 0;
     for d in 0..IOEVENTFD_MAX {
-        if c.dev.ioctl_buf(VFIO_DEVICE_IOEVENTFD, &mut raw(Req { data: d, ..good })).is_ok() {
+        if c.dev
+            .ioctl_buf(VFIO_DEVICE_IOEVENTFD, &mut raw(Req { data: d, ..good }))
+            .is_ok()
+        {
             added += 1;
         }
     }
     c.t.line(format!("ioeventfd limit: added {added}"));
     c.check_eq("ioeventfd.limit_added", IOEVENTFD_MAX, added);
-    expect(c, "over_limit", Req { data: IOEVENTFD_MAX, ..good }, libc::ENOSPC);
+    expect(
+        c,
+        "over_limit",
+        Req {
+            data: IOEVENTFD_MAX,
+            ..good
+        },
+        libc::ENOSPC,
+    );
     // Removing one makes room for one.
-    expect(c, "limit_remove_one", Req { data: 5, fd: -1, ..good }, 0);
-    expect(c, "limit_add_one", Req { data: IOEVENTFD_MAX, ..good }, 0);
+    expect(
+        c,
+        "limit_remove_one",
+        Req {
+            data: 5,
+            fd: -1,
+            ..good
+        },
+        0,
+    );
+    expect(
+        c,
+        "limit_add_one",
+        Req {
+            data: IOEVENTFD_MAX,
+            ..good
+        },
+        0,
+    );
     let mut removed = 0;
     for d in 0..=IOEVENTFD_MAX {
-        if c.dev.ioctl_buf(VFIO_DEVICE_IOEVENTFD, &mut raw(Req { data: d, fd: -1, ..good })).is_ok() {
+        if c.dev
+            .ioctl_buf(
+                VFIO_DEVICE_IOEVENTFD,
+                &mut raw(Req {
+                    data: d,
+                    fd: -1,
+                    ..good
+                }),
+            )
+            .is_ok()
+        {
             removed += 1;
         }
     }
@@ -279,8 +371,21 @@ pub fn run_ioeventfd(c: &mut Ctx) {
     }
     let fresh = EventFd::new().expect("eventfd");
     // The registration is gone with the last user: removing answers ENODEV and adding works.
-    expect(c, "after_reopen_remove", Req { fd: -1, ..good }, libc::ENODEV);
-    expect(c, "after_reopen_add", Req { fd: fresh.fd(), ..good }, 0);
+    expect(
+        c,
+        "after_reopen_remove",
+        Req { fd: -1, ..good },
+        libc::ENODEV,
+    );
+    expect(
+        c,
+        "after_reopen_add",
+        Req {
+            fd: fresh.fd(),
+            ..good
+        },
+        0,
+    );
     expect(c, "after_reopen_cleanup", Req { fd: -1, ..good }, 0);
 }
 
@@ -309,9 +414,13 @@ fn read_until(c: &mut Ctx, bar: u32, pos: u64, want: u32) -> Result<u32, Errno> 
 }
 
 /// Registers `bar+pos` writes on `efd`, signals, and reads the register back.
-fn signal_writes(c: &mut Ctx, efd: &EventFd, bar: u32, pos: u64, readback: fn(u32) -> u32) {
+fn signal_writes(c: &mut Ctx, efd: &EventFd, bar: u32, pos: u64, readback: Readback) {
     let (a, b) = (0x5a5a_0f0f_u32, 0x0000_0001_u32);
-    let (a, b) = if c.kind == Kind::Ivshmem { (0x1, 0x0) } else { (a, b) };
+    let (a, b) = if c.kind == Kind::Ivshmem {
+        (0x1, 0x0)
+    } else {
+        (a, b)
+    };
     let fd = efd.fd();
     let ra = Req::new(bar, pos, 4, u64::from(a), fd);
     expect(c, "visible_add", ra, 0);
@@ -341,7 +450,10 @@ fn signal_writes(c: &mut Ctx, efd: &EventFd, bar: u32, pos: u64, readback: fn(u3
     let w = c.dev.config_write16(PCI_COMMAND, cmd | PCI_COMMAND_MEMORY);
     c.t.line(format!("COMMAND.MEM on -> {}", show(&w)));
     let got = read32(c, bar, pos);
-    c.t.line(format!("after signal with decode off: bar{bar}+{pos:#x} = {}", show(&got)));
+    c.t.line(format!(
+        "after signal with decode off: bar{bar}+{pos:#x} = {}",
+        show(&got)
+    ));
     c.check_eq("ioeventfd.decode_off_drops", Ok(readback(b)), got);
     expect(c, "visible_cleanup", Req { fd: -1, ..ra }, 0);
     // Leave the register as the device starts (ivshmem: mask 0).
@@ -459,15 +571,32 @@ pub fn run_feature(c: &mut Ctx) {
             Ok(m) => {
                 let before = map_read(&m);
                 c.t.line(format!("map read bar0 -> {}", probe::show(&before)));
-                c.check_eq("feature.map_before", Ok(0x0100_00ed), before.map(|v| v & 0xff00_00ff));
+                c.check_eq(
+                    "feature.map_before",
+                    Ok(0x0100_00ed),
+                    before.map(|v| v & 0xff00_00ff),
+                );
                 let r = feature(c, 8, e, 0);
                 c.expect_ret("feature.entry_mapped", &r, 0);
                 let during = map_read(&m);
-                c.t.line(format!("entered: map read bar0 -> {}", probe::show(&during)));
-                c.check("feature.map_sigbus", during == Err(libc::SIGBUS), "SIGBUS", probe::show(&during));
+                c.t.line(format!(
+                    "entered: map read bar0 -> {}",
+                    probe::show(&during)
+                ));
+                c.check(
+                    "feature.map_sigbus",
+                    during == Err(libc::SIGBUS),
+                    "SIGBUS",
+                    probe::show(&during),
+                );
                 let p = read32(c, 0, 0);
                 c.t.line(format!("entered: pread bar0 -> {}", show(&p)));
-                c.check("feature.pread_while_entered", p.is_ok(), "a value", show(&p));
+                c.check(
+                    "feature.pread_while_entered",
+                    p.is_ok(),
+                    "a value",
+                    show(&p),
+                );
                 let r = feature(c, 8, x, 0);
                 c.expect_ret("feature.exit_mapped", &r, 0);
                 let after = map_read(&m);
@@ -500,7 +629,15 @@ pub fn run_feature(c: &mut Ctx) {
         c.expect_errno("feature.vf_token_set", &r, libc::ENOTTY);
     }
     let r = t(c, 23, FEATURE_SET);
-    c.expect_errno("feature.vf_token_short", &r, if pf { libc::EINVAL } else { libc::ENOTTY });
+    c.expect_errno(
+        "feature.vf_token_short",
+        &r,
+        if pf { libc::EINVAL } else { libc::ENOTTY },
+    );
     let r = t(c, 24, FEATURE_GET);
-    c.expect_errno("feature.vf_token_get", &r, if pf { libc::EINVAL } else { libc::ENOTTY });
+    c.expect_errno(
+        "feature.vf_token_get",
+        &r,
+        if pf { libc::EINVAL } else { libc::ENOTTY },
+    );
 }
