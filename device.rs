@@ -6,7 +6,7 @@
 //! # Locks
 //!
 //! Order, written once: `mmap_lock -> memory`; `dev_set -> open -> memory`;
-//! `open -> igate -> memory`; no user copy under `memory`.
+//! `open -> igate -> memory`; `ioeventfds -> memory`; no user copy under `memory`.
 //! - `dev_set` (the VFIO core's device-set mutex): held by the core around `open_device` and
 //!   `close_device`, and by hot reset (`reset.rs`), which only tries each member's `memory`.
 //! - `open` (mutex): per-open state (saved config state, reset ability, config space).
@@ -16,6 +16,8 @@
 //!   COMMAND.MEM, power state) and the BAR mappings. Readers: faults and each single read/write
 //!   access. Writers: everything that turns decode off, resets the device or changes the BARs;
 //!   those zap every user mapping right after taking it, before touching the hardware.
+//! - `ioeventfds` (mutex, `ioeventfd.rs`): the ioeventfd list; removing one waits for its BAR
+//!   write, which takes `memory` for read (only tried, in the eventfd's wakeup).
 
 use core::sync::atomic::{
     AtomicBool,
@@ -47,8 +49,10 @@ use crate::{
         FaultOutcome,
         FaultRequest, //
     },
+    feature::Features,
     ffi::{
         devset::DevSet,
+        eventfd::EventFd,
         io::BarMap,
         mm::{
             self as ffimm,
@@ -70,6 +74,7 @@ use crate::{
             Device, //
         },
     },
+    ioeventfd::Ioeventfds,
     irqs::Irqs,
     mmap::{
         self,
@@ -103,6 +108,7 @@ const VFIO_DEVICE_SET_IRQS: u32 = vfio_ioctl(10);
 const VFIO_DEVICE_RESET: u32 = vfio_ioctl(11);
 const VFIO_DEVICE_GET_PCI_HOT_RESET_INFO: u32 = vfio_ioctl(12);
 const VFIO_DEVICE_PCI_HOT_RESET: u32 = vfio_ioctl(13);
+const VFIO_DEVICE_IOEVENTFD: u32 = vfio_ioctl(16);
 
 /// What a BAR slot holds while the device is open (upstream's `barmap[]`).
 type BarSlot = Result<BarMap>;
@@ -119,6 +125,11 @@ pub(crate) struct MemoryState {
     msix: Option<MsixTable>,
     /// Config state saved on entering D3hot, for devices that lose it (upstream `pm_save`).
     pm_save: Option<SavedState>,
+    /// Low power allowed by the user (`VFIO_DEVICE_FEATURE_LOW_POWER_ENTRY`, upstream
+    /// `pm_runtime_engaged`): faults answer SIGBUS until exit.
+    pm_engaged: bool,
+    /// The wake-up eventfd given with the entry (upstream `pm_wake_eventfd_ctx`).
+    pm_wake: Option<EventFd>,
 }
 
 impl MemoryState {
@@ -136,6 +147,8 @@ impl MemoryState {
             mmap_ok: [false; 6],
             msix: None,
             pm_save: None,
+            pm_engaged: false,
+            pm_wake: None,
         }
     }
 
@@ -156,6 +169,27 @@ impl MemoryState {
     /// Whether memory BARs may be accessed now: virtual MEM on.
     pub(crate) fn decode_enabled(&self) -> bool {
         self.mem_enabled
+    }
+
+    /// Whether low power is engaged (faults answer SIGBUS).
+    pub(crate) fn pm_engaged(&self) -> bool {
+        self.pm_engaged
+    }
+
+    /// Engages low power with an optional wake-up eventfd; `EINVAL` if already engaged.
+    pub(crate) fn pm_engage(&mut self, wake: Option<EventFd>) -> Result {
+        if self.pm_engaged {
+            return Err(EINVAL);
+        }
+        self.pm_engaged = true;
+        self.pm_wake = wake;
+        Ok(())
+    }
+
+    /// Leaves low power; returns the wake-up eventfd for the caller to drop.
+    pub(crate) fn pm_disengage(&mut self) -> Option<EventFd> {
+        self.pm_engaged = false;
+        self.pm_wake.take()
     }
 
     /// Records the virtual memory-enable state (the config model's `memory_enabled`).
@@ -191,6 +225,12 @@ pub(crate) struct VfioPciDevice {
     /// Interrupt configuration (`igate` and what it guards).
     #[pin]
     irqs: Irqs,
+    /// `VFIO_DEVICE_IOEVENTFD` registrations.
+    #[pin]
+    ioeventfds: Ioeventfds,
+    /// `VFIO_DEVICE_FEATURE` state.
+    #[pin]
+    features: Features,
     counters: FaultCounters,
     /// The device loses its config state on D3hot->D0 (PMCSR NoSoftRst clear).
     needs_pm_restore: bool,
@@ -240,6 +280,8 @@ impl VfioPciDevice {
             memory <- RwSem::new(MemoryState::closed()),
             open <- new_mutex!(None),
             irqs <- Irqs::new(),
+            ioeventfds <- Ioeventfds::new(),
+            features <- Features::new(),
             counters: FaultCounters::default(),
             needs_pm_restore: rawpci::pm_no_soft_reset(pdev) == Some(false),
             nointxmask: crate::params::nointxmask(),
@@ -267,9 +309,19 @@ impl VfioPciDevice {
         &self.irqs
     }
 
+    /// The `VFIO_DEVICE_FEATURE` state.
+    pub(crate) fn features(&self) -> &Features {
+        &self.features
+    }
+
     /// Takes the memory lock for read.
     pub(crate) fn memory_read(&self) -> ReadGuard<'_, MemoryState> {
         self.memory.read()
+    }
+
+    /// Takes the memory lock for read if it is free of writers, without sleeping.
+    pub(crate) fn memory_try_read(&self) -> Option<ReadGuard<'_, MemoryState>> {
+        self.memory.try_read()
     }
 
     /// Takes the memory lock for write, then zaps every user mapping of the BARs: no fault can
@@ -488,10 +540,14 @@ impl VfioPciDevice {
         let Some(state) = self.open.lock().take() else {
             return;
         };
+        // Low power ends with the last user (upstream `vfio_pci_runtime_pm_exit` here).
+        self.low_power_exit();
         let _ = self.set_power_state(&mut self.memory.write(), PCI_D0);
         // Stop the device from further DMA.
         rawpci::clear_master(pdev);
         self.irqs.disable_all(self);
+        // No ioeventfd writes past this point (the BARs are unmapped below).
+        self.ioeventfds.clear();
         {
             // No user mapping can exist: every VMA holds the device file open.
             let mut mem = self.memory.write();
@@ -544,6 +600,7 @@ impl VfioPciDevice {
             VFIO_DEVICE_RESET => self.ioctl_reset(dev).map(|()| 0),
             VFIO_DEVICE_GET_PCI_HOT_RESET_INFO => reset::ioctl_info(dev, arg).map(|()| 0),
             VFIO_DEVICE_PCI_HOT_RESET => reset::ioctl_reset(dev, arg).map(|()| 0),
+            VFIO_DEVICE_IOEVENTFD => self.ioeventfds.ioctl(dev, arg).map(|()| 0),
             _ => Err(ENOTTY),
         }
     }
@@ -847,7 +904,7 @@ impl VfioPciDevice {
             return FaultOutcome::Fallback;
         };
         let mem = self.memory.read();
-        if !self.memory_accessible(&mem) {
+        if mem.pm_engaged() || !self.memory_accessible(&mem) {
             FaultCounters::bump(&self.counters.sigbus);
             return FaultOutcome::SigBus;
         }

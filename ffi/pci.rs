@@ -352,6 +352,12 @@ pub(crate) fn is_virtfn(pdev: &pci::Device) -> bool {
     unsafe { sys::vpr_is_virtfn(raw(pdev)) }
 }
 
+/// Whether this is an SR-IOV physical function (has an SR-IOV capability the kernel set up).
+pub(crate) fn is_physfn(pdev: &pci::Device) -> bool {
+    // SAFETY: `raw(pdev)` is a valid `pci_dev`.
+    unsafe { sys::vpr_is_physfn(raw(pdev)) }
+}
+
 /// The device's Max_Payload_Size in bytes.
 pub(crate) fn pcie_get_mps(pdev: &pci::Device) -> u32 {
     // SAFETY: `raw(pdev)` is a valid `pci_dev`.

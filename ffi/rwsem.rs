@@ -64,6 +64,15 @@ impl<T> RwSem<T> {
         WriteGuard { lock: self }
     }
 
+    /// Takes the semaphore for read if no writer holds or waits for it, without sleeping
+    /// (callable in atomic context).
+    pub(crate) fn try_read(&self) -> Option<ReadGuard<'_, T>> {
+        // SAFETY: `sem` is initialised (type invariant).
+        let locked = unsafe { bindings::down_read_trylock(self.sem.get()) } != 0;
+        // Lazily: a guard built for a failed trylock would release a lock it never held.
+        locked.then(|| ReadGuard { lock: self })
+    }
+
     /// Takes the semaphore for write if nobody holds it, without sleeping.
     pub(crate) fn try_write(&self) -> Option<WriteGuard<'_, T>> {
         // SAFETY: `sem` is initialised (type invariant).

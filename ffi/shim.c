@@ -27,6 +27,7 @@ static const struct vfio_device_ops vpr_vfio_ops = {
 	.open_device = vpr_open_device,
 	.close_device = vpr_close_device,
 	.ioctl = vpr_ioctl,
+	.device_feature = vpr_device_feature,
 	.get_region_info_caps = vpr_get_region_info_caps,
 	.read = vpr_read,
 	.write = vpr_write,
@@ -238,6 +239,11 @@ bool vpr_has_intx_line(struct pci_dev *pdev)
 bool vpr_is_virtfn(struct pci_dev *pdev)
 {
 	return pdev->is_virtfn;
+}
+
+bool vpr_is_physfn(struct pci_dev *pdev)
+{
+	return pdev->is_physfn;
 }
 
 u64 vpr_rom_region_len(struct pci_dev *pdev)

@@ -10,8 +10,10 @@
 use core::{
     ffi::{
         c_char,
+        c_int,
         c_uint,
-        c_ulong, //
+        c_ulong,
+        c_void, //
     },
     mem::MaybeUninit,
 };
@@ -68,6 +70,48 @@ impl Device {
         // SAFETY: `Device`s are only reachable between initialisation and release, when `data`
         // is initialised (type invariant).
         unsafe { self.data.assume_init_ref() }
+    }
+}
+
+/// A counted reference to a [`Device`]: keeps its memory and driver state alive (the VFIO core
+/// releases a device only when the last reference to its `struct device` is gone).
+///
+/// # Invariants
+///
+/// `0` points to a live [`Device`] on which this value holds one `get_device` reference,
+/// dropped exactly once, in `drop`.
+pub(crate) struct DeviceRef(core::ptr::NonNull<Device>);
+
+// SAFETY: the reference count is atomic and `Device`'s data is shared across threads by design
+// (every op may run concurrently); the reference may be dropped from any process context.
+unsafe impl Send for DeviceRef {}
+// SAFETY: as above; `&DeviceRef` only hands out `&Device`.
+unsafe impl Sync for DeviceRef {}
+
+impl DeviceRef {
+    /// Takes a new reference on `dev`.
+    pub(crate) fn new(dev: &Device) -> Self {
+        // SAFETY: `dev` is live, so is its embedded `struct device`.
+        unsafe { bindings::get_device(core::ptr::addr_of_mut!((*dev.as_vfio()).device)) };
+        // INVARIANT: we now own one reference on a live device.
+        Self(core::ptr::NonNull::from(dev))
+    }
+}
+
+impl core::ops::Deref for DeviceRef {
+    type Target = Device;
+
+    fn deref(&self) -> &Device {
+        // SAFETY: the device is live while we hold our reference (type invariant); its driver
+        // state stays initialised until `release`, which only runs after the last reference.
+        unsafe { self.0.as_ref() }
+    }
+}
+
+impl Drop for DeviceRef {
+    fn drop(&mut self) {
+        // SAFETY: we own one reference (type invariant) and give it back once.
+        unsafe { bindings::put_device(core::ptr::addr_of_mut!((*self.as_vfio()).device)) };
     }
 }
 
@@ -257,6 +301,28 @@ pub(crate) unsafe extern "C" fn vpr_ioctl(
 ) -> isize {
     // SAFETY: the VFIO core calls ops only on live devices.
     errno_long(unsafe { with(vdev, |d| d.data().ioctl(d, cmd, arg as usize)) })
+}
+
+/// `vfio_device_ops.device_feature`: the features the VFIO core does not answer itself, after
+/// its own checks of `argsz` and the GET/SET/PROBE flags.
+///
+/// # Safety
+///
+/// As [`vpr_open_device`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vpr_device_feature(
+    vdev: *mut sys::vfio_device,
+    flags: u32,
+    arg: *mut c_void,
+    argsz: usize,
+) -> c_int {
+    // SAFETY: the VFIO core calls ops only on live devices.
+    unsafe {
+        with(vdev, |d| {
+            d.data().device_feature(d, flags, arg as usize, argsz)
+        })
+    }
+    .map_or_else(|e| e.to_errno(), |()| 0)
 }
 
 /// A region-info capability chain under construction (`struct vfio_info_cap`).

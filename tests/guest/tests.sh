@@ -58,6 +58,14 @@ for drv in $DRIVERS; do
 			vfio-test all --mode "$mode" --dump /tmp/out/$drv "$bdf" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok [0-9]* \)/\1$drv./"
 		done
 	done
+	# VFIO_DEVICE_IOEVENTFD (bad input, add/remove, limit, a signalled write read back,
+	# teardown at close) and VFIO_DEVICE_FEATURE (every feature x flags, low power, VF token).
+	for bdf in $(test_bdfs); do
+		for sub in ioeventfd feature; do
+			echo "# vfio-test $sub --mode group $bdf ($(name_of "$bdf")) with $drv"
+			vfio-test $sub --mode group --dump /tmp/out/$drv "$bdf" 2>&1 | sed "s/^\(\(not \)\{0,1\}ok [0-9]* \)/\1$drv./"
+		done
+	done
 	# Interrupts: SET_IRQS answers, INTx/MSI/MSI-X/ERR/REQ delivery, enable/disable cycles.
 	for id in 1234:11e8 8086:10c9 1b36:0010; do
 		bdf=$(bdf_of $id) || continue

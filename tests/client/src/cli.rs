@@ -23,6 +23,10 @@ subcommands:
   irq        SET_IRQS validation, INTx/MSI/MSI-X/ERR/REQ delivery, enable/disable cycles
   hot-reset  slot/bus reset info and reset (group-fd or zero-length iommufd form),
              bad inputs, device state before and after
+  ioeventfd  VFIO_DEVICE_IOEVENTFD: bad inputs, add/duplicate/remove, the limit, a
+             signalled write with read-back, teardown at close
+  feature    VFIO_DEVICE_FEATURE: features 0-16 x GET/SET/PROBE x sizes, low-power
+             entry/exit (mappings SIGBUS while entered), VF token
   all        info, bar-rw, config, mmap and hot-reset in sequence
   compare    diff the transcripts in two --dump directories
   bench      time the hot paths for `make bench` (open/close, reset, config and
@@ -166,6 +170,8 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         "mmap-race" => vec![Sub::MmapRace],
         "irq" => vec![Sub::Irq],
         "hot-reset" => vec![Sub::HotReset],
+        "ioeventfd" => vec![Sub::Ioeventfd],
+        "feature" => vec![Sub::Feature],
         "irq-req" => return crate::tests::irq::parse_req(it),
         "fuzz" => return crate::tests::fuzz::parse(it),
         "hp-hold" | "fault-loop" | "races" => {

@@ -378,6 +378,28 @@ impl Device {
         self.group
     }
 
+    /// Closes every fd and opens the device again the same way: a new user, after the
+    /// driver's close of the last one.
+    pub fn reopen(&mut self) -> Result<(), OpenError> {
+        let mode = if self.is_cdev() {
+            Mode::Cdev
+        } else {
+            Mode::Group
+        };
+        for fd in [
+            &mut self.fd,
+            &mut self.group,
+            &mut self.container,
+            &mut self.iommufd,
+        ] {
+            sys::close(*fd);
+            *fd = -1;
+        }
+        let bdf = self.bdf.clone();
+        *self = Device::open(&bdf, mode)?;
+        Ok(())
+    }
+
     /// Whether the device was opened through its cdev (iommufd).
     pub fn is_cdev(&self) -> bool {
         self.iommufd >= 0

@@ -9,6 +9,7 @@ mod fake;
 pub mod fuzz;
 pub mod hot_reset;
 pub mod info;
+pub mod ioeventfd;
 pub mod irq;
 pub mod mmap;
 pub mod race;
@@ -44,6 +45,10 @@ pub enum Sub {
     Irq,
     /// Slot/bus (hot) reset ioctls.
     HotReset,
+    /// VFIO_DEVICE_IOEVENTFD.
+    Ioeventfd,
+    /// VFIO_DEVICE_FEATURE.
+    Feature,
 }
 
 impl Sub {
@@ -57,6 +62,8 @@ impl Sub {
             Sub::MmapRace => "mmap-race",
             Sub::Irq => "irq",
             Sub::HotReset => "hot-reset",
+            Sub::Ioeventfd => "ioeventfd",
+            Sub::Feature => "feature",
         }
     }
 }
@@ -277,6 +284,8 @@ pub fn run_device(k: &mut Ktap, sub: Sub, mode: Mode, bdf: &str, dump: Option<&P
         Sub::MmapRace => race::run(&mut c),
         Sub::Irq => irq::run(&mut c),
         Sub::HotReset => hot_reset::run(&mut c),
+        Sub::Ioeventfd => ioeventfd::run_ioeventfd(&mut c),
+        Sub::Feature => ioeventfd::run_feature(&mut c),
     }
     let Ctx { k, t, dev, .. } = c;
     // Close the device before the next subcommand opens it again.
