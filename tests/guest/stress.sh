@@ -11,6 +11,48 @@ cycles=$(arg cycles 20)
 echo "KTAP version 1"
 modprobe vfio_pci_rs && modprobe vfio-pci || not_ok stress.modprobe
 
+# --- Hot-unplug cycles of the extra e1000e (QEMU id hp0): REQ, probe, close, removal, re-add --
+# They run in the background while the fuzz and the races use the other devices: a cycle is
+# mostly waiting (pciehp's 5 s attention-button delay, QEMU's device_add), and the fuzz keeps the
+# single TCG vCPU busy meanwhile. Section 3 (rmmod) waits for them to finish.
+hotplug_cycles() {
+	done_cycles=0
+	# The slots appear only with a hotplug driver (pciehp or acpiphp: the stress kernel has both).
+	# Without one (the test kernel), the same kernel path (pci_stop_and_remove_bus_device with the
+	# device open) is driven through sysfs remove and rescan instead of the QEMU monitor.
+	how=monitor
+	ls /sys/bus/pci/slots 2>/dev/null | grep -q . || how=sysfs
+	echo "# hotplug cycles through $how"
+	for c in $(seq "$cycles"); do
+		# Every fourth cycle under upstream vfio-pci, for comparison.
+		drv=vfio_pci_rs; [ $((c % 4)) = 0 ] && drv=vfio-pci
+		bdf=$(bdf_of 8086:10d3) || { not_ok "hotplug.$c.present"; break; }
+		bind "$drv" "$bdf" || { not_ok "hotplug.$c.$drv.bind"; break; }
+		# A re-added device can be bound a moment before its IOMMU group link appears.
+		for i in $(seq 25); do [ -e "/sys/bus/pci/devices/$bdf/iommu_group" ] && break; usleep 200000; done
+		vfio-test hp-hold "$bdf" 60 > /tmp/hp.log 2>&1 &
+		h=$!
+		for i in $(seq 50); do grep -q ready /tmp/hp.log && break; usleep 200000; done
+		if [ $how = monitor ]; then echo "STRESS-UNPLUG $c"; else echo 1 > "/sys/bus/pci/devices/$bdf/remove" & fi
+		wait $h; rc=$?
+		line=$(grep 'req=' /tmp/hp.log)
+		for i in $(seq 150); do [ -e "/sys/bus/pci/devices/$bdf" ] || break; usleep 200000; done
+		if [ $rc = 0 ] && [ ! -e "/sys/bus/pci/devices/$bdf" ]; then
+			ok "hotplug.$c.$drv.unplugged"; done_cycles=$((done_cycles + 1))
+		else
+			not_ok "hotplug.$c.$drv.unplugged" "rc $rc, $(cat /tmp/hp.log)"
+			break  # the next cycles would only wait for the same timeouts
+		fi
+		echo "# hotplug $c $drv: $line"
+		if [ $how = monitor ]; then echo "STRESS-REPLUG $c"; else wait; echo 1 > /sys/bus/pci/rescan; fi
+		for i in $(seq 150); do bdf_of 8086:10d3 >/dev/null && break; usleep 200000; done
+		bdf_of 8086:10d3 >/dev/null || { not_ok "hotplug.$c.readded"; break; }
+	done
+	echo "# stress: hot-unplug cycles $done_cycles ($how)"
+}
+hotplug_cycles &
+hotplug=$!
+
 # --- 1. Differential fuzz, every test device, both drivers, same seeds ---------------------
 sh /bin/stress-fuzz.sh "$fuzz_secs" "$fuzz_calls"
 
@@ -41,7 +83,8 @@ for id in 1af4:1110 1b36:0005; do
 done
 echo "# stress: race iterations $race_iter"
 
-# --- 3. Unbind, rmmod while open ----------------------------------------------------------
+# --- 3. Unbind, rmmod while open (after the hot-unplug cycles, which use vfio_pci_rs) -------
+wait $hotplug
 bdf=$(bdf_of 1b36:0005)
 for drv in vfio_pci_rs vfio-pci; do
 	bind "$drv" "$bdf" || { not_ok "unbind_open.$drv.bind"; continue; }
@@ -68,38 +111,4 @@ fi
 wait $h 2>/dev/null
 modprobe vfio_pci_rs
 
-# --- 4. Hot-unplug cycles of the extra e1000e (QEMU id hp0): REQ, probe, close, removal, re-add --
-done_cycles=0
-# The slots appear only with a hotplug driver (pciehp or acpiphp: the stress kernel has both).
-# Without one (the test kernel), the same kernel path (pci_stop_and_remove_bus_device with the
-# device open) is driven through sysfs remove and rescan instead of the QEMU monitor.
-how=monitor
-ls /sys/bus/pci/slots 2>/dev/null | grep -q . || how=sysfs
-echo "# hotplug cycles through $how"
-for c in $(seq "$cycles"); do
-	# Every fourth cycle under upstream vfio-pci, for comparison.
-	drv=vfio_pci_rs; [ $((c % 4)) = 0 ] && drv=vfio-pci
-	bdf=$(bdf_of 8086:10d3) || { not_ok "hotplug.$c.present"; break; }
-	bind "$drv" "$bdf" || { not_ok "hotplug.$c.$drv.bind"; break; }
-	# A re-added device can be bound a moment before its IOMMU group link appears.
-	for i in $(seq 25); do [ -e "/sys/bus/pci/devices/$bdf/iommu_group" ] && break; usleep 200000; done
-	vfio-test hp-hold "$bdf" 60 > /tmp/hp.log 2>&1 &
-	h=$!
-	for i in $(seq 50); do grep -q ready /tmp/hp.log && break; usleep 200000; done
-	if [ $how = monitor ]; then echo "STRESS-UNPLUG $c"; else echo 1 > "/sys/bus/pci/devices/$bdf/remove" & fi
-	wait $h; rc=$?
-	line=$(grep 'req=' /tmp/hp.log)
-	for i in $(seq 150); do [ -e "/sys/bus/pci/devices/$bdf" ] || break; usleep 200000; done
-	if [ $rc = 0 ] && [ ! -e "/sys/bus/pci/devices/$bdf" ]; then
-		ok "hotplug.$c.$drv.unplugged"; done_cycles=$((done_cycles + 1))
-	else
-		not_ok "hotplug.$c.$drv.unplugged" "rc $rc, $(cat /tmp/hp.log)"
-		break  # the next cycles would only wait for the same timeouts
-	fi
-	echo "# hotplug $c $drv: $line"
-	if [ $how = monitor ]; then echo "STRESS-REPLUG $c"; else wait; echo 1 > /sys/bus/pci/rescan; fi
-	for i in $(seq 150); do bdf_of 8086:10d3 >/dev/null && break; usleep 200000; done
-	bdf_of 8086:10d3 >/dev/null || { not_ok "hotplug.$c.readded"; break; }
-done
-echo "# stress: hot-unplug cycles $done_cycles ($how)"
 echo "# stress done"
