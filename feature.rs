@@ -44,8 +44,8 @@ const LOW_POWER_EXIT: u32 = 5;
 /// Feature state that lives as long as the bound device.
 #[pin_data]
 pub(crate) struct Features {
-    /// The VF token a PF's user set (upstream `vf_token->uuid`). Not read yet: this driver
-    /// does not enable SR-IOV nor match tokens at open.
+    /// The VF token a PF's user set (upstream `vf_token->uuid`), through this feature or at
+    /// open. Never read: it guards VFs, and this driver does not enable SR-IOV.
     #[pin]
     vf_token: Mutex<[u8; 16]>,
 }
@@ -57,6 +57,32 @@ impl Features {
             vf_token <- new_mutex!([0u8; 16]),
         })
     }
+}
+
+/// `UUID_STRING_LEN`: `xxxxxxxx-xxxx-xxxx-xxxx-xxxxxxxxxxxx`.
+const UUID_STRING_LEN: usize = 36;
+
+/// `uuid_parse`: the 36 characters of `s` as a UUID (hex pairs, dashes at 8, 13, 18 and 23),
+/// `EINVAL` for anything else.
+fn parse_uuid(s: &[u8]) -> Result<[u8; 16]> {
+    const DASHES: [usize; 4] = [8, 13, 18, 23];
+    let hex = |c: u8| char::from(c).to_digit(16).ok_or(EINVAL);
+    if s.len() != UUID_STRING_LEN {
+        return Err(EINVAL);
+    }
+    let mut digits = s.iter().enumerate().filter(|(i, _)| !DASHES.contains(i));
+    if DASHES.iter().any(|&i| s.get(i) != Some(&b'-')) {
+        return Err(EINVAL);
+    }
+    let mut uuid = [0u8; 16];
+    for byte in &mut uuid {
+        let (Some((_, &hi)), Some((_, &lo))) = (digits.next(), digits.next()) else {
+            return Err(EINVAL);
+        };
+        // Both digits are below 16, so the byte cannot overflow.
+        *byte = (hex(hi)? * 16 + hex(lo)?) as u8;
+    }
+    Ok(uuid)
 }
 
 /// `vfio_check_feature`: `Ok(false)` for a probe (answer 0), `Ok(true)` to carry out the
@@ -133,6 +159,48 @@ impl VfioPciDevice {
         user::read_bytes(arg, &mut uuid)?;
         *self.features().vf_token.lock() = uuid;
         Ok(())
+    }
+
+    /// `match` (upstream `vfio_pci_core_match`): whether `buf` is this device's PCI name,
+    /// optionally followed by spaces and one `vf_token=UUID`; a bad token is `EINVAL`.
+    pub(crate) fn match_name(&self, buf: &[u8]) -> Result<bool> {
+        let Some(mut rest) = buf.strip_prefix(rawpci::name(self.pdev()).to_bytes()) else {
+            return Ok(false);
+        };
+        if rest.first().is_some_and(|&c| c != b' ') {
+            return Ok(false);
+        }
+        let mut token = None;
+        while let Some((&c, tail)) = rest.split_first() {
+            if c == b' ' {
+                rest = tail;
+                continue;
+            }
+            match rest.strip_prefix(b"vf_token=") {
+                Some(t) if token.is_none() && t.len() >= UUID_STRING_LEN => {
+                    let (uuid, tail) = t.split_at(UUID_STRING_LEN);
+                    token = Some(parse_uuid(uuid)?);
+                    rest = tail;
+                }
+                _ => return Err(EINVAL),
+            }
+        }
+        self.match_token(token.as_ref())?;
+        Ok(true)
+    }
+
+    /// `match_token_uuid` (upstream `vfio_pci_core_match_token_uuid`), with no VF of this
+    /// driver's PFs ever in use (it does not enable SR-IOV): a PF takes a given token as its new
+    /// one; a VF (its PF is not this driver's) or any other device refuses a token.
+    pub(crate) fn match_token(&self, uuid: Option<&[u8; 16]>) -> Result {
+        match uuid {
+            None => Ok(()),
+            Some(uuid) if rawpci::is_physfn(self.pdev()) => {
+                *self.features().vf_token.lock() = *uuid;
+                Ok(())
+            }
+            Some(_) => Err(EINVAL),
+        }
     }
 
     /// Low-power entry (upstream `vfio_pci_runtime_pm_entry`): zap every BAR mapping and mark

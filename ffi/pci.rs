@@ -352,6 +352,13 @@ pub(crate) fn is_virtfn(pdev: &pci::Device) -> bool {
     unsafe { sys::vpr_is_virtfn(raw(pdev)) }
 }
 
+/// The device's PCI name, `DDDD:BB:DD.F` (`pci_name`).
+pub(crate) fn name(pdev: &pci::Device) -> &CStr {
+    // SAFETY: `raw(pdev)` is a valid `pci_dev`; its name is a NUL-terminated string owned by
+    // the device, which outlives the borrow of `pdev`.
+    unsafe { CStr::from_char_ptr(sys::vpr_pci_name(raw(pdev))) }
+}
+
 /// Whether this is an SR-IOV physical function (has an SR-IOV capability the kernel set up).
 pub(crate) fn is_physfn(pdev: &pci::Device) -> bool {
     // SAFETY: `raw(pdev)` is a valid `pci_dev`.

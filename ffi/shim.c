@@ -28,6 +28,8 @@ static const struct vfio_device_ops vpr_vfio_ops = {
 	.close_device = vpr_close_device,
 	.ioctl = vpr_ioctl,
 	.device_feature = vpr_device_feature,
+	.match = vpr_match,
+	.match_token_uuid = vpr_match_token_uuid,
 	.get_region_info_caps = vpr_get_region_info_caps,
 	.read = vpr_read,
 	.write = vpr_write,
@@ -239,6 +241,11 @@ bool vpr_has_intx_line(struct pci_dev *pdev)
 bool vpr_is_virtfn(struct pci_dev *pdev)
 {
 	return pdev->is_virtfn;
+}
+
+const char *vpr_pci_name(struct pci_dev *pdev)
+{
+	return pci_name(pdev);
 }
 
 bool vpr_is_physfn(struct pci_dev *pdev)

@@ -27,6 +27,8 @@ ssize_t vpr_read(struct vfio_device *vdev, char __user *buf, size_t count, loff_
 ssize_t vpr_write(struct vfio_device *vdev, const char __user *buf, size_t count, loff_t *ppos);
 long vpr_ioctl(struct vfio_device *vdev, unsigned int cmd, unsigned long arg);
 int vpr_device_feature(struct vfio_device *vdev, u32 flags, void __user *arg, size_t argsz);
+int vpr_match(struct vfio_device *vdev, char *buf);
+int vpr_match_token_uuid(struct vfio_device *vdev, const uuid_t *uuid);
 int vpr_get_region_info_caps(struct vfio_device *vdev, struct vfio_region_info *info,
 			     struct vfio_info_cap *caps);
 int vpr_mmap(struct vfio_device *vdev, struct vm_area_struct *vma);
@@ -63,6 +65,7 @@ u8 vpr_msi_cap(struct pci_dev *pdev);
 u8 vpr_pm_cap(struct pci_dev *pdev);
 bool vpr_has_intx_line(struct pci_dev *pdev);
 bool vpr_is_virtfn(struct pci_dev *pdev);
+const char *vpr_pci_name(struct pci_dev *pdev);
 bool vpr_is_physfn(struct pci_dev *pdev);
 u16 vpr_pcie_flags(struct pci_dev *pdev);
 bool vpr_no_command_memory(struct pci_dev *pdev);

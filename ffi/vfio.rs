@@ -325,6 +325,40 @@ pub(crate) unsafe extern "C" fn vpr_device_feature(
     .map_or_else(|e| e.to_errno(), |()| 0)
 }
 
+/// `vfio_device_ops.match`: whether `buf` (a group's `VFIO_GROUP_GET_DEVICE_FD` string) names
+/// this device, with an optional ` vf_token=UUID`: 1 for a match, 0 for none, or an errno.
+///
+/// # Safety
+///
+/// As [`vpr_open_device`], with `buf` a NUL-terminated string.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vpr_match(vdev: *mut sys::vfio_device, buf: *mut c_char) -> c_int {
+    // SAFETY: the VFIO core passes a NUL-terminated string it owns for the call.
+    let buf = unsafe { CStr::from_char_ptr(buf.cast()) };
+    // SAFETY: the VFIO core calls ops only on live devices.
+    unsafe { with(vdev, |d| d.data().match_name(buf.to_bytes())) }
+        .map_or_else(|e| e.to_errno(), c_int::from)
+}
+
+/// `vfio_device_ops.match_token_uuid`: the VF-token check of `VFIO_DEVICE_BIND_IOMMUFD`
+/// (`uuid` null when the user passed none).
+///
+/// # Safety
+///
+/// As [`vpr_open_device`], with `uuid` null or pointing to 16 readable bytes.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vpr_match_token_uuid(
+    vdev: *mut sys::vfio_device,
+    uuid: *const c_void,
+) -> c_int {
+    // SAFETY: a non-null `uuid` points to a `uuid_t`, 16 bytes with no alignment requirement.
+    let uuid =
+        (!uuid.is_null()).then(|| unsafe { core::ptr::read_unaligned(uuid.cast::<[u8; 16]>()) });
+    // SAFETY: the VFIO core calls ops only on live devices.
+    unsafe { with(vdev, |d| d.data().match_token(uuid.as_ref())) }
+        .map_or_else(|e| e.to_errno(), |()| 0)
+}
+
 /// A region-info capability chain under construction (`struct vfio_info_cap`).
 pub(crate) struct CapChain(*mut sys::vfio_info_cap);
 

@@ -640,4 +640,85 @@ pub fn run_feature(c: &mut Ctx) {
         &r,
         if pf { libc::EINVAL } else { libc::ENOTTY },
     );
+    if !c.dev.is_cdev() {
+        match_strings(c);
+    }
+}
+
+/// `VFIO_GROUP_GET_DEVICE_FD` with the name strings upstream's `vfio_pci_core_match` parses:
+/// the name, then spaces and at most one ` vf_token=UUID`. An SR-IOV PF (igb) takes the token
+/// (it becomes the PF's VF token), any other device refuses it (EINVAL); a short or malformed
+/// UUID, a second token or any other word is EINVAL; a longer name matches nothing (ENODEV).
+fn match_strings(c: &mut Ctx) {
+    let pf = c.kind == Kind::Igb;
+    let bdf = c.dev.bdf.clone();
+    let uuid = "52ac9bff-3a88-4fbd-901a-0d767c3b6c97";
+    let token = if pf { None } else { Some(libc::EINVAL) };
+    let cases = [
+        ("name", bdf.clone(), None),
+        ("trailing_spaces", format!("{bdf}   "), None),
+        ("token", format!("{bdf} vf_token={uuid}"), token),
+        (
+            "token_upper_spaced",
+            format!("{bdf}  vf_token={}  ", uuid.to_uppercase()),
+            token,
+        ),
+        (
+            "two_tokens",
+            format!("{bdf} vf_token={uuid} vf_token={uuid}"),
+            Some(libc::EINVAL),
+        ),
+        (
+            "short_token",
+            format!("{bdf} vf_token=52ac9bff"),
+            Some(libc::EINVAL),
+        ),
+        (
+            "bad_digit",
+            format!("{bdf} vf_token={}g", &uuid[..35]),
+            Some(libc::EINVAL),
+        ),
+        (
+            "bad_dash",
+            format!("{bdf} vf_token=52ac9bff+{}", &uuid[9..]),
+            Some(libc::EINVAL),
+        ),
+        (
+            "token_tail",
+            format!("{bdf} vf_token={uuid}x"),
+            Some(libc::EINVAL),
+        ),
+        ("other_word", format!("{bdf} other"), Some(libc::EINVAL)),
+        ("longer_name", format!("{bdf}0"), Some(libc::ENODEV)),
+    ];
+    for (what, name, want) in cases {
+        let Ok(name) = std::ffi::CString::new(name) else {
+            continue;
+        };
+        // SAFETY: the ioctl reads a NUL-terminated string from the pointer.
+        let r = unsafe {
+            sys::ioctl_ptr(
+                c.dev.group_fd(),
+                VFIO_GROUP_GET_DEVICE_FD,
+                name.as_ptr() as *mut u8,
+            )
+        };
+        let check = format!("feature.match_{what}");
+        match want {
+            None => {
+                c.check(
+                    &check,
+                    matches!(r, Ok(fd) if fd >= 0),
+                    "a device fd",
+                    show(&r),
+                );
+            }
+            Some(errno) => {
+                c.expect_errno(&check, &r, errno);
+            }
+        }
+        if let Ok(fd) = r {
+            sys::close(fd);
+        }
+    }
 }
