@@ -75,6 +75,7 @@ use crate::{
         self,
         MmapRequest, //
     },
+    rdwr,
     regions::{
         self,
         MsixTable, //
@@ -778,22 +779,37 @@ impl VfioPciDevice {
         pos: u64,
         write: bool,
     ) -> Result<usize> {
-        let size = u64::from(rawpci::cfg_size(self.pdev()));
-        if pos >= size || pos + count as u64 > size {
-            return Err(EFAULT);
-        }
-        // Small accesses (nearly all of them) stay on the stack: no vector is even created
-        // (dropping an empty one still costs a call into the allocator).
-        let mut small = [0u8; 64];
+        // One register (1, 2, 4 or 8 bytes: nearly every access) goes through an 8-byte
+        // buffer with one fixed-size user copy of its width, and its range is checked by the
+        // model, which answers an access outside config space with `EFAULT` before touching
+        // anything. Other lengths are checked here first, with the same answer, before a
+        // buffer is set up for them: on the stack up to 64 bytes (no vector is even created:
+        // dropping an empty one still costs a call into the allocator).
+        let width = rdwr::register_width(count);
+        let mut reg = [0u8; 8];
+        let mut small;
         let mut big = None;
-        let data: &mut [u8] = if count <= small.len() {
-            &mut small[..count]
+        let data: &mut [u8] = if let Some(w) = width {
+            if write {
+                reg = rdwr::get_user_le(buf, w)?.to_le_bytes();
+            }
+            reg.get_mut(..count).ok_or(EINVAL)?
         } else {
-            big.insert(KVec::from_elem(0u8, count, GFP_KERNEL_ACCOUNT)?)
+            let size = u64::from(rawpci::cfg_size(self.pdev()));
+            if pos >= size || pos + count as u64 > size {
+                return Err(EFAULT);
+            }
+            let data = if count <= 64 {
+                small = [0u8; 64];
+                &mut small[..count]
+            } else {
+                big.insert(KVec::from_elem(0u8, count, GFP_KERNEL_ACCOUNT)?)
+            };
+            if write {
+                user::read_bytes(buf, data)?;
+            }
+            data
         };
-        if write {
-            user::read_bytes(buf, data)?;
-        }
         let done = {
             let mut open = self.open.lock();
             let Some(OpenState {
@@ -809,7 +825,10 @@ impl VfioPciDevice {
             config.rw(&mut hw, pos, data, write).map_err(from_errno)?
         };
         if !write {
-            user::write_bytes(buf, &data[..done])?;
+            match width {
+                Some(w) => rdwr::put_user_le(buf, w, u64::from_le_bytes(reg))?,
+                None => user::write_bytes(buf, &data[..done])?,
+            }
         }
         Ok(done)
     }

@@ -62,7 +62,7 @@ fn width_of(n: usize) -> Width {
 
 /// The width of an access of `count` bytes, if it is one register's (1, 2, 4 or 8 bytes).
 #[inline]
-fn register_width(count: usize) -> Option<Width> {
+pub(crate) fn register_width(count: usize) -> Option<Width> {
     match count {
         4 => Some(Width::W32),
         2 => Some(Width::W16),
@@ -76,7 +76,7 @@ fn register_width(count: usize) -> Option<Width> {
 /// fixed-size `copy_to_user`, as upstream's `copy_to_user(buf, &val, sizeof(val))`. `EFAULT`
 /// if it faults (some bytes may have been written, as with any user copy).
 #[inline]
-fn put_user_le(buf: usize, width: Width, val: u64) -> Result {
+pub(crate) fn put_user_le(buf: usize, width: Width, val: u64) -> Result {
     let mut w = UserSlice::new(UserPtr::from_addr(buf), width.bytes()).writer();
     // CAST: each arm keeps exactly the bytes of its width.
     match width {
@@ -90,7 +90,7 @@ fn put_user_le(buf: usize, width: Width, val: u64) -> Result {
 /// Reads `width` bytes, little-endian, from user address `buf` (one fixed-size
 /// `copy_from_user`); `EFAULT` if it faults.
 #[inline]
-fn get_user_le(buf: usize, width: Width) -> Result<u64> {
+pub(crate) fn get_user_le(buf: usize, width: Width) -> Result<u64> {
     let mut r = UserSlice::new(UserPtr::from_addr(buf), width.bytes()).reader();
     Ok(match width {
         Width::W8 => u64::from(r.read::<u8>()?),
