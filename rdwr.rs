@@ -10,9 +10,12 @@
 //! Nearly every access is one naturally aligned register of 1, 2, 4 or 8 bytes inside one BAR,
 //! clear of the MSI-X table: [`VfioPciDevice::bar_rw`] serves that case on a fast path that
 //! uses only what the BAR's [`BarMap`] cached when it was claimed at open (start, length,
-//! memory or I/O) and does the access directly, with exactly the checks, their order and the
-//! errors of the general chunk loop, which handles everything else (the MSI-X hole, the ROM,
-//! unaligned or longer transfers, the end of a BAR, and every error case).
+//! memory or I/O) and does the access directly, giving the answer the general chunk loop
+//! would give; that loop handles everything else (the MSI-X hole, the ROM, unaligned or
+//! longer transfers, the end of a BAR, and every error case, in its order). The one thing the
+//! fast path does earlier is a write's copy of its (at most 8) bytes from user memory, before
+//! it knows the BAR: a write the loop then refuses (absent BAR, offset past its end) has read
+//! the user buffer before the same `EINVAL`.
 
 use kernel::{
     prelude::*,
@@ -90,7 +93,7 @@ pub(crate) fn put_user_le(buf: usize, width: Width, val: u64) -> Result {
 /// Reads `width` bytes, little-endian, from user address `buf` (one fixed-size
 /// `copy_from_user`); `EFAULT` if it faults.
 #[inline]
-pub(crate) fn get_user_le(buf: usize, width: Width) -> Result<u64> {
+fn get_user_le(buf: usize, width: Width) -> Result<u64> {
     let mut r = UserSlice::new(UserPtr::from_addr(buf), width.bytes()).reader();
     Ok(match width {
         Width::W8 => u64::from(r.read::<u8>()?),
