@@ -80,6 +80,7 @@ use crate::{
         self,
         MmapRequest, //
     },
+    rdwr,
     regions::{
         self,
         MsixTable, //
@@ -835,22 +836,44 @@ impl VfioPciDevice {
         pos: u64,
         write: bool,
     ) -> Result<usize> {
-        let size = u64::from(rawpci::cfg_size(self.pdev()));
-        if pos >= size || pos + count as u64 > size {
-            return Err(EFAULT);
-        }
-        // Small accesses (nearly all of them) stay on the stack: no vector is even created
-        // (dropping an empty one still costs a call into the allocator).
-        let mut small = [0u8; 64];
+        // One register (1, 2, 4 or 8 bytes: nearly every access) goes through an 8-byte
+        // buffer and is copied back with one fixed-size user copy of its width. Its range is
+        // checked by the model, which answers an access outside config space with `EFAULT`
+        // before touching anything (the C shim's cfg_size is not asked). Other lengths are
+        // checked here first, with the same answer, before a buffer is set up for them: on the
+        // stack up to 64 bytes (no vector is even created: dropping an empty one still costs a
+        // call into the allocator).
+        let width = rdwr::register_width(count);
+        let mut reg = [0u8; 8];
+        let mut small;
         let mut big = None;
-        let data: &mut [u8] = if count <= small.len() {
-            &mut small[..count]
+        let data: &mut [u8] = if width.is_some() {
+            let data = reg.get_mut(..count).ok_or(EINVAL)?;
+            if write {
+                user::read_bytes(buf, data)?;
+            }
+            data
         } else {
-            big.insert(KVec::from_elem(0u8, count, GFP_KERNEL_ACCOUNT)?)
+            let size = u64::from(rawpci::cfg_size(self.pdev()));
+            if pos >= size || pos + count as u64 > size {
+                return Err(EFAULT);
+            }
+            let data = if count <= 64 {
+                small = [0u8; 64];
+                &mut small[..count]
+            } else {
+                big.insert(KVec::from_elem(0u8, count, GFP_KERNEL_ACCOUNT)?)
+            };
+            if write {
+                user::read_bytes(buf, data)?;
+            }
+            data
         };
-        if write {
-            user::read_bytes(buf, data)?;
-        }
+        // The model runs under the `open` mutex for reads too: a read can change its state (a
+        // BAR read re-sizes the virtual BARs while they are dirty) and the backend holds the
+        // virtual INTx-disable state mutably, so every access needs the exclusive
+        // `&mut ConfigSpace` the mutex hands out (upstream reads its vconfig unlocked, a data
+        // race the Rust model cannot have). Uncontended, the mutex costs about 14 instructions.
         let done = {
             let mut open = self.open.lock();
             let Some(OpenState {
@@ -866,7 +889,10 @@ impl VfioPciDevice {
             config.rw(&mut hw, pos, data, write).map_err(from_errno)?
         };
         if !write {
-            user::write_bytes(buf, &data[..done])?;
+            match width {
+                Some(w) => rdwr::put_user_le(buf, w, u64::from_le_bytes(reg))?,
+                None => user::write_bytes(buf, &data[..done])?,
+            }
         }
         Ok(done)
     }

@@ -6,8 +6,24 @@
 //! refused with `EIO` while memory decode is off; user memory is copied before taking the lock
 //! (writes) and after dropping it (reads), never under it: a fault on the user buffer takes
 //! mmap_lock and then this same lock.
+//!
+//! Nearly every access is one naturally aligned register of 1, 2, 4 or 8 bytes inside one BAR,
+//! clear of the MSI-X table: [`VfioPciDevice::bar_rw`] serves that case on a fast path that
+//! uses only what the BAR's [`BarMap`] cached when it was claimed at open (start, length,
+//! memory or I/O) and does the access directly, giving the answer the general chunk loop
+//! would give; that loop handles everything else (the MSI-X hole, the ROM, unaligned or
+//! longer transfers, the end of a BAR, and every error case, in its order). The one thing the
+//! fast path does earlier is a write's copy of its (at most 8) bytes from user memory, before
+//! it knows the BAR: a write the loop then refuses (absent BAR, offset past its end) has read
+//! the user buffer before the same `EINVAL`.
 
-use kernel::prelude::*;
+use kernel::{
+    prelude::*,
+    uaccess::{
+        UserPtr,
+        UserSlice, //
+    },
+};
 
 use crate::{
     device::{
@@ -16,6 +32,7 @@ use crate::{
     },
     ffi::{
         io::{
+            BarMap,
             RomMap,
             Width, //
         },
@@ -26,7 +43,8 @@ use crate::{
     regions::{
         self,
         next_chunk,
-        Chunk, //
+        Chunk,
+        MsixTable, //
     },
 };
 
@@ -45,10 +63,125 @@ fn width_of(n: usize) -> Width {
     }
 }
 
+/// The width of an access of `count` bytes, if it is one register's (1, 2, 4 or 8 bytes).
+#[inline]
+pub(crate) fn register_width(count: usize) -> Option<Width> {
+    match count {
+        4 => Some(Width::W32),
+        2 => Some(Width::W16),
+        1 => Some(Width::W8),
+        8 => Some(Width::W64),
+        _ => None,
+    }
+}
+
+/// Copies the low `width` bytes of `val`, little-endian, to user address `buf`: one
+/// fixed-size `copy_to_user`, as upstream's `copy_to_user(buf, &val, sizeof(val))`. `EFAULT`
+/// if it faults (some bytes may have been written, as with any user copy).
+#[inline]
+pub(crate) fn put_user_le(buf: usize, width: Width, val: u64) -> Result {
+    let mut w = UserSlice::new(UserPtr::from_addr(buf), width.bytes()).writer();
+    // CAST: each arm keeps exactly the bytes of its width.
+    match width {
+        Width::W8 => w.write(&(val as u8)),
+        Width::W16 => w.write(&(val as u16).to_le()),
+        Width::W32 => w.write(&(val as u32).to_le()),
+        Width::W64 => w.write(&val.to_le()),
+    }
+}
+
+/// Reads `width` bytes, little-endian, from user address `buf` (one fixed-size
+/// `copy_from_user`); `EFAULT` if it faults.
+#[inline]
+fn get_user_le(buf: usize, width: Width) -> Result<u64> {
+    let mut r = UserSlice::new(UserPtr::from_addr(buf), width.bytes()).reader();
+    Ok(match width {
+        Width::W8 => u64::from(r.read::<u8>()?),
+        Width::W16 => u64::from(u16::from_le(r.read::<u16>()?)),
+        Width::W32 => u64::from(u32::from_le(r.read::<u32>()?)),
+        Width::W64 => u64::from_le(r.read::<u64>()?),
+    })
+}
+
+/// Whether `[pos, pos + count)` lies inside `map` and clear of the MSI-X table `table` (if it
+/// is in this BAR), so the general loop would do it as one device access.
+#[inline]
+fn fast_in_range(map: &BarMap, table: Option<MsixTable>, bar: u32, pos: u64, count: u64) -> bool {
+    let end = pos + count;
+    map.assigned()
+        && end <= map.len()
+        && table.is_none_or(|t| t.bar != bar || end <= t.offset || pos >= t.offset + t.size)
+}
+
 impl VfioPciDevice {
     /// Reads or writes `count` bytes of BAR or ROM `index` at region position `pos`, from or to
     /// user buffer `buf`. Returns the bytes done (short at the end of the BAR).
     pub(crate) fn bar_rw(
+        &self,
+        index: u32,
+        buf: usize,
+        count: usize,
+        pos: u64,
+        write: bool,
+    ) -> Result<usize> {
+        // One naturally aligned register of a BAR (count 1, 2, 4 or 8, pos a multiple of it).
+        if index < regions::ROM && pos & (count as u64).wrapping_sub(1) == 0 {
+            if let Some(width) = register_width(count) {
+                if let Some(done) = self.bar_rw_fast(index, buf, width, pos, write) {
+                    return done;
+                }
+            }
+        }
+        self.bar_rw_slow(index, buf, count, pos, write)
+    }
+
+    /// The fast path of [`Self::bar_rw`]: one access of `width` at `pos` of BAR `index` (0-5),
+    /// aligned to its width. `None` when the general loop must decide (BAR not mapped, access
+    /// past its end or touching the MSI-X table, or the user buffer not readable for a write):
+    /// then nothing was done and that loop repeats every check, so every error comes from it,
+    /// in its order. The memory lock is taken once, for read, around the check of memory
+    /// decode (memory BARs) and the access, as upstream's `vfio_pci_core_ioread32` and friends;
+    /// user memory is copied before taking it (write) and after dropping it (read).
+    #[inline]
+    fn bar_rw_fast(
+        &self,
+        index: u32,
+        buf: usize,
+        width: Width,
+        pos: u64,
+        write: bool,
+    ) -> Option<Result<usize>> {
+        let n = width.bytes();
+        let val = if write {
+            get_user_le(buf, width).ok()?
+        } else {
+            0
+        };
+        let mem = self.memory_read();
+        let map = mem.bar(index).ok()?;
+        if !fast_in_range(map, mem.msix(), index, pos, n as u64) {
+            return None;
+        }
+        if map.is_mem() && !self.memory_accessible(&mem) {
+            return Some(Err(EIO));
+        }
+        if write {
+            let done = map.write(pos, width, val);
+            drop(mem);
+            return Some(if done { Ok(n) } else { Err(EINVAL) });
+        }
+        let val = map.read(pos, width);
+        drop(mem);
+        Some(match val {
+            Some(v) => put_user_le(buf, width, v).map(|()| n),
+            None => Err(EINVAL),
+        })
+    }
+
+    /// The general path of [`Self::bar_rw`]: any transfer of a BAR or the ROM, in chunks.
+    /// Out of line, so that its stack frame does not weigh on the fast path.
+    #[inline(never)]
+    fn bar_rw_slow(
         &self,
         index: u32,
         buf: usize,

@@ -41,6 +41,11 @@ impl Width {
 
 /// A claimed and mapped BAR.
 ///
+/// The resource's start, length and flags are read once, here, and cached: the BAR stays
+/// claimed for the life of the map, and the PCI core neither moves nor resizes a claimed
+/// resource of a bound device (resizing through sysfs wants the driver unbound), so the cached
+/// values are the ones upstream's `vfio_pci_bar_rw` would look up on every access.
+///
 /// # Invariants
 ///
 /// `addr` is the `pci_iomap` cookie of BAR `bar` of `pdev`, `len` bytes long, and the BAR is
@@ -50,6 +55,10 @@ pub(crate) struct BarMap {
     bar: u32,
     addr: *mut c_void,
     len: u64,
+    /// `pci_resource_start` was non-zero when the BAR was claimed.
+    assigned: bool,
+    /// The resource is a memory BAR (`IORESOURCE_MEM`): accesses need memory decode on.
+    is_mem: bool,
 }
 
 // SAFETY: an iomap cookie may be used from any thread.
@@ -74,10 +83,32 @@ impl BarMap {
             bar,
             addr,
             len: rawpci::resource_len(pdev, bar),
+            assigned: rawpci::resource_start(pdev, bar) != 0,
+            is_mem: rawpci::resource_flags(pdev, bar) & u64::from(bindings::IORESOURCE_MEM) != 0,
         })
     }
 
+    /// Length of the BAR in bytes.
+    #[inline]
+    pub(crate) fn len(&self) -> u64 {
+        self.len
+    }
+
+    /// Whether the resource had a non-zero start when it was claimed (upstream answers
+    /// `EINVAL` for read/write of a BAR whose start is 0).
+    #[inline]
+    pub(crate) fn assigned(&self) -> bool {
+        self.assigned
+    }
+
+    /// Whether this is a memory BAR (accesses are refused while memory decode is off).
+    #[inline]
+    pub(crate) fn is_mem(&self) -> bool {
+        self.is_mem
+    }
+
     /// Reads `width` bytes at `offset`; `None` when the access would leave the BAR.
+    #[inline]
     pub(crate) fn read(&self, offset: u64, width: Width) -> Option<u64> {
         let p = self.at(offset, width)?;
         // SAFETY: `p` points `width` bytes inside the mapped BAR (checked by `at`).
@@ -92,6 +123,7 @@ impl BarMap {
     }
 
     /// Writes the low `width` bytes of `val` at `offset`; false when it would leave the BAR.
+    #[inline]
     pub(crate) fn write(&self, offset: u64, width: Width, val: u64) -> bool {
         let Some(p) = self.at(offset, width) else {
             return false;
@@ -108,6 +140,7 @@ impl BarMap {
         true
     }
 
+    #[inline]
     fn at(&self, offset: u64, width: Width) -> Option<*mut c_void> {
         let end = offset.checked_add(width.bytes() as u64)?;
         if end > self.len {

@@ -6,8 +6,8 @@
 modprobe vfio_pci_rs && modprobe vfio-pci || exit 1
 N=${PROF_N:-2000}
 ROWS=${PROF_ROWS:-"1234:11e8:config_pread4 1234:11e8:config_pwrite2_command 1234:11e8:bar_pread4
-1234:11e8:bar_pwrite4 1b36:0005:bar_pread4 1234:11e8:msi_loopback 1234:11e8:intx_loopback
-1234:11e8:intx_edu_round_trip 1af4:1110:device_reset"}
+1234:11e8:bar_pwrite4 1b36:0005:bar_pread4 1b36:0005:bar_pwrite4 1234:11e8:msi_loopback
+1234:11e8:intx_loopback 1234:11e8:intx_edu_round_trip 1af4:1110:device_reset"}
 for drv in vfio_pci_rs vfio-pci; do
 	for spec in $ROWS; do
 		id=${spec%:*} row=${spec##*:}
