@@ -236,14 +236,19 @@ impl Irqs {
         let mut hdr: sys::vfio_irq_set = user::read_prefix(arg, minsz)?;
         let max = irq_count(hdr.index);
         let size = irq::validate_set_irqs(&mut hdr, max, sys::VFIO_PCI_NUM_IRQS)?;
-        let mut buf = KVec::new();
-        if size > 0 {
-            buf = KVec::from_elem(0u8, size, GFP_KERNEL_ACCOUNT)?;
+        // No data (DATA_NONE, the common trigger/unmask case): no vector at all, so nothing is
+        // allocated or freed (dropping even an empty `KVec` calls the allocator).
+        let buf = if size > 0 {
+            let mut buf = KVec::from_elem(0u8, size, GFP_KERNEL_ACCOUNT)?;
             user::read_bytes(arg + minsz, &mut buf)?;
-        }
+            Some(buf)
+        } else {
+            None
+        };
+        let bytes: &[u8] = buf.as_deref().unwrap_or(&[]);
         let data = match hdr.flags & sys::VFIO_IRQ_SET_DATA_TYPE_MASK {
-            sys::VFIO_IRQ_SET_DATA_BOOL => Data::Bool(&buf),
-            sys::VFIO_IRQ_SET_DATA_EVENTFD => Data::EventFd(Fds(&buf)),
+            sys::VFIO_IRQ_SET_DATA_BOOL => Data::Bool(bytes),
+            sys::VFIO_IRQ_SET_DATA_EVENTFD => Data::EventFd(Fds(bytes)),
             _ => Data::None,
         };
         let action = hdr.flags & sys::VFIO_IRQ_SET_ACTION_TYPE_MASK;
