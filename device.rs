@@ -240,6 +240,11 @@ pub(crate) struct VfioPciDevice {
     /// The last close could not reset the function: a slot or bus reset of the unused set is
     /// still owed (upstream `needs_reset`). Changed only under the device set's mutex.
     needs_reset: AtomicBool,
+    /// The virtual interrupt pin is set (the INTx count `irq_count(0)` reports): latched at open
+    /// from the virtual config space, where the pin is read-only, and cleared at close, so the
+    /// SET_IRQS and GET_IRQ_INFO paths need not take `open` for it (upstream reads
+    /// `vconfig[PCI_INTERRUPT_PIN]` unlocked).
+    intx_pin: AtomicBool,
 }
 
 /// Answer of a region-info query.
@@ -287,6 +292,7 @@ impl VfioPciDevice {
             needs_pm_restore: rawpci::pm_no_soft_reset(pdev) == Some(false),
             nointxmask: crate::params::nointxmask(),
             needs_reset: AtomicBool::new(false),
+            intx_pin: AtomicBool::new(false),
         })
     }
 
@@ -484,6 +490,8 @@ impl VfioPciDevice {
             }
         }
 
+        self.intx_pin
+            .store(config.intx_pin() != 0, Ordering::Relaxed);
         *self.open.lock() = Some(OpenState {
             reset_works: reset.is_ok(),
             saved,
@@ -541,6 +549,7 @@ impl VfioPciDevice {
         let Some(state) = self.open.lock().take() else {
             return;
         };
+        self.intx_pin.store(false, Ordering::Relaxed);
         // Low power ends with the last user (upstream `vfio_pci_runtime_pm_exit` here).
         self.low_power_exit();
         let _ = self.set_power_state(&mut self.memory.write(), PCI_D0);
@@ -671,12 +680,7 @@ impl VfioPciDevice {
         let pdev = self.pdev();
         match index {
             // The virtual pin decides, as upstream.
-            0 => u32::from(
-                self.open
-                    .lock()
-                    .as_ref()
-                    .is_some_and(|s| s.config.intx_pin() != 0),
-            ),
+            0 => u32::from(self.intx_pin.load(Ordering::Relaxed)),
             1 => match rawpci::msi_cap(pdev) {
                 0 => 0,
                 pos => {
