@@ -981,14 +981,28 @@ fn le_get(bytes: &[u8], off: usize, count: usize) -> u32 {
 #[inline]
 fn le_set(bytes: &mut [u8], off: usize, count: usize, val: u32) {
     // Fast path, for every in-range access: one store instead of a checked loop per byte.
-    let le = val.to_le_bytes();
-    if let (Some(src), Some(dst)) = (
-        le.get(..count),
-        off.checked_add(count)
-            .and_then(|end| bytes.get_mut(off..end)),
-    ) {
-        dst.copy_from_slice(src);
-        return;
+    // The widths are spelled out so each is one fixed-size store (a length-generic
+    // `copy_from_slice` is an out-of-line call into memcpy).
+    let [v0, v1, v2, v3] = val.to_le_bytes();
+    if let Some(dst) = off
+        .checked_add(count)
+        .and_then(|end| bytes.get_mut(off..end))
+    {
+        match dst {
+            [a, b, c, d] => {
+                (*a, *b, *c, *d) = (v0, v1, v2, v3);
+                return;
+            }
+            [a, b] => {
+                (*a, *b) = (v0, v1);
+                return;
+            }
+            [a] => {
+                *a = v0;
+                return;
+            }
+            _ => {}
+        }
     }
     for (i, v) in val.to_le_bytes().iter().enumerate().take(count) {
         if let Some(slot) = bytes.get_mut(add(off, i)) {
@@ -1650,6 +1664,15 @@ impl ConfigSpace {
 
     /// `vfio_pci_cap_remaining_dword` (1872-1882).
     fn cap_remaining_dword(&self, pos: usize) -> usize {
+        // Common case first: an aligned dword inside one capability (one compare, not a
+        // loop over its bytes).
+        if pos % 4 == 0 {
+            if let Some(&[a, b, c, d]) = self.map.get(pos..add(pos, 4)) {
+                if a == b && a == c && a == d {
+                    return 4;
+                }
+            }
+        }
         let cap = self.map_at(pos);
         let mut i = 1usize;
         while add(pos, i) % 4 != 0 && self.map.get(add(pos, i)).copied() == Some(cap) {
