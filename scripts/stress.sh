@@ -4,7 +4,7 @@
 # OUT/kdir of the test kernel is untouched), boots the guest in mode `stress` with a QEMU monitor
 # socket, answers the guest's hot-unplug markers with device_del/device_add, then prints the
 # figures: fuzz calls per driver, mismatches, race iterations, hot-unplug cycles, kernel reports.
-# Budgets: VPR_FUZZ_CALLS per device (5 devices: 1.025 million calls under vfio_pci_rs, the same
+# Budgets: VPR_FUZZ_CALLS per device (5 devices: 1.05 million calls under vfio_pci_rs, the same
 # calls again under vfio-pci) capped by VPR_FUZZ_SECS per device (KASAN: 600-1600 calls/s), VPR_RACE_SECS per device and
 # driver (2 devices), VPR_CYCLES hot-unplug cycles (every fourth under vfio-pci).
 set -uo pipefail
@@ -26,7 +26,7 @@ stamp "module, client and initramfs ready"
 
 mon="$out/monitor.sock" log="$out/console-stress.log"
 rm -f "$mon" "$log"
-args="no_timer_check vpr.fuzz_secs=${VPR_FUZZ_SECS:-420} vpr.fuzz_calls=${VPR_FUZZ_CALLS:-205000}"
+args="no_timer_check vpr.fuzz_secs=${VPR_FUZZ_SECS:-540} vpr.fuzz_calls=${VPR_FUZZ_CALLS:-210000}"
 args+=" vpr.race_secs=${VPR_RACE_SECS:-40} vpr.cycles=${VPR_CYCLES:-24}"
 VPR_QEMU_MONITOR="$mon" VPR_KERNEL_ARGS="$args" VPR_GUEST_TIMEOUT=${VPR_GUEST_TIMEOUT:-3600} \
 	bash scripts/guest.sh stress "$kdir" "$out" >/dev/null &
