@@ -4,7 +4,7 @@
 # with QEMU's system emulator, the L2 kernel and the L2 initramfs (VPR_L2_KDIR), boots the test
 # guest in mode `passthrough` (tests/guest/passthrough.sh) and prints the results of vfio_pci_rs
 # and upstream vfio-pci side by side. Output in OUT/passthrough (the test initramfs in OUT is
-# untouched). VPR_L2_DEVS (nvme,igb), VPR_L2_BACKENDS (legacy,iommufd) and VPR_L2_TIMEOUT
+# untouched). VPR_L2_DRIVERS (vfio_pci_rs,vfio-pci), VPR_L2_DEVS (nvme,igb), VPR_L2_BACKENDS (legacy,iommufd) and VPR_L2_TIMEOUT
 # (seconds per L2 run) narrow or bound the runs.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -20,7 +20,7 @@ make -s module KDIR="$kdir" >"$out/module.log" 2>&1 || { cat "$out/module.log"; 
 make -s client && VPR_L2_KDIR="$l2" bash scripts/initramfs.sh "$kdir" "$out" || exit 1
 stamp "module, client and initramfs ready ($(du -m "$out/initramfs.cpio.gz" | cut -f1) MB)"
 
-args="vpr.l2_devs=${VPR_L2_DEVS:-nvme,igb} vpr.l2_backends=${VPR_L2_BACKENDS:-legacy,iommufd}"
+args="vpr.l2_drivers=${VPR_L2_DRIVERS:-vfio_pci_rs,vfio-pci} vpr.l2_devs=${VPR_L2_DEVS:-nvme,igb} vpr.l2_backends=${VPR_L2_BACKENDS:-legacy,iommufd}"
 args+=" vpr.l2_timeout=${VPR_L2_TIMEOUT:-900}"
 VPR_KERNEL_ARGS="$args" VPR_GUEST_TIMEOUT=${VPR_GUEST_TIMEOUT:-14400} \
 	bash scripts/guest.sh passthrough "$kdir" "$out" >/dev/null

@@ -5,11 +5,12 @@
 # L2 (tests/guest/l2/init) checks that its kernel found the device, the driver probed and I/O
 # works, prints L2-PASS, reboots (QEMU resets the device through VFIO) and checks again; we
 # stop QEMU after the second boot. For nvme we write a pattern before (L2 must read it) and read
-# back after what L2 wrote. Kernel parameters: vpr.l2_devs=nvme,igb vpr.l2_backends=legacy,iommufd
-# vpr.l2_timeout=SECONDS (per L2 run).
+# back after what L2 wrote. Kernel parameters: vpr.l2_drivers=vfio_pci_rs,vfio-pci
+# vpr.l2_devs=nvme,igb vpr.l2_backends=legacy,iommufd vpr.l2_timeout=SECONDS (per L2 run).
 . /bin/lib.sh
 echo "KTAP version 1"
 param() { v=$(sed -n "s/.*vpr\.$1=\([^ ]*\).*/\1/p" /proc/cmdline | tr , ' '); echo "${v:-$2}"; }
+DRIVERS=$(param l2_drivers "vfio_pci_rs vfio-pci")
 DEVS=$(param l2_devs "nvme igb")
 BACKENDS=$(param l2_backends "legacy iommufd")
 L2_TIMEOUT=$(param l2_timeout 900)
@@ -26,6 +27,14 @@ nvme_io() {
 	done
 	grep -qi 'verification failed\|error' /tmp/qio.log && return 1
 	[ "$(grep -cE '^(wrote|read) [0-9]+/[0-9]+ bytes' /tmp/qio.log)" = $(($# / 2)) ]
+}
+
+# show LOG N: prints L2's console lines after the first N as KTAP comments on stderr (the
+# console too), live, since L2 boots take minutes under TCG inside TCG; echoes the new count.
+show() {
+	total=$(wc -l <"$1")
+	[ "$total" -gt "$2" ] && sed -n "$(($2 + 1)),${total}p" "$1" | tr -d '\r' | sed 's/^/#   L2| /' >&2
+	echo "$total"
 }
 
 # l2 DRIVER DEVICE BDF BACKEND: one second-level guest, two boots; prints its KTAP line.
@@ -49,18 +58,18 @@ l2() {
 		-append "console=ttyS0 loglevel=6 no_timer_check l2.dev=$dev l2.tok=$tok" \
 		$obj -device "$vdev") >"$log.err" 2>&1 &
 	pid=$!
-	n=0
+	n=0 shown=0
 	while kill -0 $pid 2>/dev/null && [ "$(grep -c '^L2-DONE' "$log" 2>/dev/null)" -lt 2 ] && [ $n -lt "$L2_TIMEOUT" ]; do
-		sleep 1; n=$((n + 1))
+		sleep 1; n=$((n + 1)) shown=$(show "$log" $shown)
 	done
 	alive=no; kill -0 $pid 2>/dev/null && alive=yes
 	kill $pid 2>/dev/null; wait $pid 2>/dev/null
+	show "$log" $shown >/dev/null
 	t1=$(now)
 	tr -d '\r' <"$log" >"$log.txt"
 	first=$(grep -m1 '^L2: userspace up' "$log.txt" | sed 's/.* at \([0-9.]*\) s.*/\1/')
 	echo "# $name: $(grep -c '^L2-DONE' "$log.txt") boot(s) in $(awk "BEGIN { print $t1 - $t0 }") s" \
 		"(L2 userspace up at ${first:-?} s of L2 time), qemu still running at the end: $alive"
-	grep -E '^L2(-| ?:)|^\[ *[0-9.]+\] (nvme|igb)' "$log.txt" | sed 's/^/#   /'
 	sed 's/^/#   qemu: /' "$log.err" | head -n 5
 	passes=$(grep -c "^L2-PASS $dev" "$log.txt")
 	why=""
@@ -78,7 +87,7 @@ l2() {
 	echo "# result $drv $dev $be $([ -z "$why" ] && echo pass || echo FAIL) $(awk "BEGIN { printf \"%.0f\", $t1 - $t0 }")"
 }
 
-for drv in vfio_pci_rs vfio-pci; do
+for drv in $DRIVERS; do
 	for dev in $DEVS; do
 		case $dev in nvme) id=1b36:0010 ;; igb) id=8086:10c9 ;; *) not_ok "passthrough.$drv.$dev" "unknown device"; continue ;; esac
 		bdf=$(bdf_of $id) || { not_ok "passthrough.$drv.$dev" "no $dev in the guest"; continue; }
