@@ -20,7 +20,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export RUST_LIB_SRC ?= /usr/lib/rustlib/src/rust/library
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
-.PHONY: all setup kernel module install client host-test lint intree initramfs run vm test bench stress clean
+.PHONY: all setup kernel module install client host-test lint intree initramfs run vm test bench stress passthrough clean
 
 all: module
 
@@ -87,6 +87,11 @@ bench: setup
 # Reliability: debug kernel (KASAN, lockdep, DEBUG_VM), differential fuzz, races, hot-unplug.
 stress: setup
 	@bash scripts/stress.sh $(OUT)
+
+# Device passthrough: QEMU in the test guest starts a second-level guest with nvme and igb
+# passed through (legacy container and iommufd), under vfio_pci_rs and vfio-pci side by side.
+passthrough: setup
+	@bash scripts/passthrough.sh $(OUT)
 
 clean:
 	@rm -rf $(OUT)

@@ -24,12 +24,34 @@ if [ -d "$out/kselftests" ]; then
 fi
 # QEMU's userspace NVMe driver as a VFIO client (qemu-img, qemu-io from qemu-utils), when
 # installed: the binaries, their shared libraries and the dynamic loader, at the same paths.
-for b in /usr/bin/qemu-img /usr/bin/qemu-io; do
+# `make passthrough` (VPR_L2_KDIR set) adds QEMU's system emulator the same way.
+qemu_bins=(/usr/bin/qemu-img /usr/bin/qemu-io)
+[ -n "${VPR_L2_KDIR:-}" ] && qemu_bins+=(/usr/bin/qemu-system-x86_64)
+for b in "${qemu_bins[@]}"; do
 	[ -x "$b" ] || continue
 	for f in "$b" $(ldd "$b" | grep -o '/[^ ]*'); do
 		mkdir -p "$root$(dirname "$f")" && cp -L "$f" "$root$f"
 	done
 done
+# `make passthrough` only: the firmware QEMU may load for -M q35 -kernel (SeaBIOS or qboot,
+# the linuxboot option ROM, kvmvapic.bin which QEMU looks for even under TCG), the second-level
+# guest's kernel (VPR_L2_KDIR, kernel/l2.config) and its own initramfs: busybox and
+# tests/guest/l2/init, uncompressed (nothing to decompress under TCG inside TCG). The default
+# initramfs is unchanged.
+if [ -n "${VPR_L2_KDIR:-}" ]; then
+	for f in /usr/share/seabios/bios-256k.bin /usr/share/qemu/{linuxboot_dma.bin,kvmvapic.bin,qboot.rom}; do
+		mkdir -p "$root$(dirname "$f")" && cp -L "$f" "$root$f"
+	done
+	mkdir -p "$root/l2" && cp "$VPR_L2_KDIR/arch/x86/boot/bzImage" "$root/l2/"
+	l2=$out/l2-root
+	rm -rf "$l2" && mkdir -p "$l2"/{bin,sbin,proc,sys,dev,tmp}
+	cp /bin/busybox "$l2/bin/busybox"
+	for app in $("$l2/bin/busybox" --list); do
+		[ -e "$l2/bin/$app" ] || ln -s busybox "$l2/bin/$app"
+	done
+	cp "$top/tests/guest/l2/init" "$l2/init" && chmod +x "$l2/init"
+	(cd "$l2" && find . | cpio -o -H newc --quiet) > "$root/l2/initrd.cpio"
+fi
 cp "$top/tests/guest/init" "$root/init"
 cp "$top"/tests/guest/*.sh "$root/bin/" 2>/dev/null || true
 # For focused runs while developing: `VPR_DEV_SCRIPT=my.sh make initramfs`, then

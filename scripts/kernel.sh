@@ -4,6 +4,8 @@
 # version + config + toolchain, so a second run reuses it. Prints the build tree path on stdout.
 # `kernel.sh bench` builds the bench variant instead: the same fragment plus kernel/bench.config
 # (lock debugging off), cached under its own key; the test kernel's key is unchanged.
+# A variant fragment whose first line is `# vpr: standalone` (kernel/l2.config, the second-level
+# guest of `make passthrough`) is merged onto tinyconfig alone, without Rust or modules.
 set -euo pipefail
 
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -28,11 +30,17 @@ fi
 variant=${1:-test}
 frags=("$top/kernel/vfio_pci_rs.config")
 [ "$variant" = test ] || frags+=("$top/kernel/$variant.config")
+standalone=0 targets="bzImage modules"
+if [ "$variant" != test ] && [ "$(head -n1 "${frags[1]}")" = "# vpr: standalone" ]; then
+	standalone=1 targets=bzImage frags=("${frags[1]}")
+fi
 key=$( {
 	echo "$srcver"
+	if [ "$standalone" = 1 ]; then echo "standalone $variant"; cat "${frags[0]}"; else
 	cat "${frags[0]}"
 	# Only variants extend the key, so the test kernel keeps its original key (and cache).
 	[ "$variant" = test ] || { echo "variant $variant"; cat "${frags[1]}"; }
+	fi
 	rustc --version
 	bindgen --version
 	clang-19 --version | head -n1
@@ -62,7 +70,7 @@ if [ ! -f "$out/.built" ]; then
 		s != "" { if (!(s in v)) order[n++] = s; v[s] = $0; s = "" }
 		END { for (i = 0; i < n; i++) print v[order[i]] }')
 	[ "$missing" = 0 ] || { log "config fragment not satisfied"; exit 1; }
-	make -s -C "$src" O="$out" LLVM=-19 -j"$(($(nproc) + 1))" bzImage modules >"$out/build.log" 2>&1 ||
+	make -s -C "$src" O="$out" LLVM=-19 -j"$(($(nproc) + 1))" $targets >"$out/build.log" 2>&1 ||
 		{ tail -n 40 "$out/build.log" >&2; exit 1; }
 	touch "$out/.built"
 	log "kernel built in $(( ($(date +%s) - start) / 60 )) min $(( ($(date +%s) - start) % 60 )) s"
