@@ -847,7 +847,7 @@ impl VfioPciDevice {
         // checked here first, with the same answer, before a buffer is set up for them: on the
         // stack up to 64 bytes (no vector is even created: dropping an empty one still costs a
         // call into the allocator).
-        let width = rdwr::register_width(count);
+        let width = crate::ffi::io::Width::from_bytes(count);
         let mut reg = [0u8; 8];
         let mut small;
         let mut big = None;

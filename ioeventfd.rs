@@ -153,15 +153,6 @@ impl Request {
     }
 }
 
-fn width_of(count: u32) -> Width {
-    match count {
-        8 => Width::W64,
-        4 => Width::W32,
-        2 => Width::W16,
-        _ => Width::W8,
-    }
-}
-
 impl Ioeventfds {
     /// An empty list.
     pub(crate) fn new() -> impl PinInit<Self> {
@@ -223,7 +214,8 @@ impl Ioeventfds {
                 dev: DeviceRef::new(dev),
                 bar,
                 pos,
-                width: width_of(req.count),
+                // `count` was checked to be 1, 2, 4 or 8 above.
+                width: Width::from_bytes(req.count as usize).ok_or(EINVAL)?,
                 data: req.data,
                 test_mem: rawpci::resource_flags(pdev, bar)
                     & u64::from(kernel::bindings::IORESOURCE_MEM)

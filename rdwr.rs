@@ -54,27 +54,6 @@ enum Target<'a> {
     Rom(&'a RomMap<'a>),
 }
 
-fn width_of(n: usize) -> Width {
-    match n {
-        8 => Width::W64,
-        4 => Width::W32,
-        2 => Width::W16,
-        _ => Width::W8,
-    }
-}
-
-/// The width of an access of `count` bytes, if it is one register's (1, 2, 4 or 8 bytes).
-#[inline]
-pub(crate) fn register_width(count: usize) -> Option<Width> {
-    match count {
-        4 => Some(Width::W32),
-        2 => Some(Width::W16),
-        1 => Some(Width::W8),
-        8 => Some(Width::W64),
-        _ => None,
-    }
-}
-
 /// Copies the low `width` bytes of `val`, little-endian, to user address `buf`: one
 /// fixed-size `copy_to_user`, as upstream's `copy_to_user(buf, &val, sizeof(val))`. `EFAULT`
 /// if it faults (some bytes may have been written, as with any user copy).
@@ -126,7 +105,7 @@ impl VfioPciDevice {
     ) -> Result<usize> {
         // One naturally aligned register of a BAR (count 1, 2, 4 or 8, pos a multiple of it).
         if index < regions::ROM && pos & (count as u64).wrapping_sub(1) == 0 {
-            if let Some(width) = register_width(count) {
+            if let Some(width) = Width::from_bytes(count) {
                 if let Some(done) = self.bar_rw_fast(index, buf, width, pos, write) {
                     return done;
                 }
@@ -246,7 +225,8 @@ impl VfioPciDevice {
             let ubuf = buf + done;
             match next_chunk(off, count - done, x_start, x_end, max_width) {
                 Chunk::Io(n) => {
-                    let width = width_of(n);
+                    // next_chunk yields 1, 2, 4 or 8 bytes.
+                    let width = Width::from_bytes(n).unwrap_or(Width::W8);
                     if write {
                         let bytes = if pre_ok && done == 0 && n == count {
                             pre

@@ -37,6 +37,18 @@ impl Width {
     pub(crate) fn bytes(self) -> usize {
         self as usize
     }
+
+    /// The width of an access of `count` bytes, if it is one register's (1, 2, 4 or 8 bytes).
+    #[inline]
+    pub(crate) fn from_bytes(count: usize) -> Option<Self> {
+        match count {
+            4 => Some(Self::W32),
+            2 => Some(Self::W16),
+            1 => Some(Self::W8),
+            8 => Some(Self::W64),
+            _ => None,
+        }
+    }
 }
 
 /// A claimed and mapped BAR.
