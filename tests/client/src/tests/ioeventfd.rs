@@ -64,12 +64,7 @@ impl Req {
 
 /// Issues `r`, records `what` and the answer in the transcript.
 fn ioeventfd(c: &mut Ctx, what: &str, r: Req) -> Result<i32, Errno> {
-    let mut b = AlignedBuf::filled(64, 0);
-    b.put_u32(0, r.argsz);
-    b.put_u32(4, r.flags);
-    b.bytes_mut()[8..16].copy_from_slice(&r.offset.to_ne_bytes());
-    b.bytes_mut()[16..24].copy_from_slice(&r.data.to_ne_bytes());
-    b.put_u32(24, r.fd as u32);
+    let mut b = raw(r);
     let res = c.dev.ioctl_buf(VFIO_DEVICE_IOEVENTFD, &mut b);
     c.t.line(format!(
         "ioeventfd {what}: argsz={} flags={:#x} off={:#x} data={:#x} -> {}",
