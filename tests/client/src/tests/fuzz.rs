@@ -725,6 +725,12 @@ pub fn run(mode: Mode, bdf: &str, seed: u64, calls: u64, secs: u64, out: &Path) 
         "layout sizes={:x?} msix={:x?} cdev={}",
         f.lay.sizes, f.lay.msix, f.cdev
     );
+    // VPR_FUZZ_MARK: the run sits between two profile markers (bench/prof/insncount.c counts
+    // the guest instructions in between), for a profile of where a driver spends the fuzz.
+    let mark = std::env::var_os("VPR_FUZZ_MARK").is_some();
+    if mark {
+        super::bench::marker();
+    }
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
     let mut n = 0u64;
@@ -749,6 +755,9 @@ pub fn run(mode: Mode, bdf: &str, seed: u64, calls: u64, secs: u64, out: &Path) 
             times.print();
             times = OpTimes::default();
         }
+    }
+    if mark {
+        super::bench::marker();
     }
     for s in 0..SLOTS {
         f.unmap_slot(s);
