@@ -625,22 +625,6 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
     }
 }
 
-#[cfg(test)]
-mod unit {
-    use super::*;
-
-    #[test]
-    fn median_and_order() {
-        assert_eq!(median(&mut []), 0.0);
-        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
-        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
-        // Each side goes first in half the pairs.
-        let firsts: Vec<usize> = (0..6).map(|p| order(p)[0]).collect();
-        assert_eq!(firsts, [0, 1, 0, 1, 0, 1]);
-        assert!((0..6).all(|p| order(p)[0] != order(p)[1]));
-    }
-}
-
 /// The profile marker: `mov eax, 0x56505200; cpuid`, which bench/prof/insncount.c (a QEMU
 /// plugin) watches for to start and stop counting instructions.
 fn marker() {
@@ -714,4 +698,20 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
     marker();
     drop(op);
     report(k, &format!("prof_{row}"), n, r);
+}
+
+#[cfg(test)]
+mod unit {
+    use super::*;
+
+    #[test]
+    fn median_and_order() {
+        assert_eq!(median(&mut []), 0.0);
+        assert_eq!(median(&mut [3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&mut [4.0, 1.0, 3.0, 2.0]), 2.5);
+        // Each side goes first in half the pairs.
+        let firsts: Vec<usize> = (0..6).map(|p| order(p)[0]).collect();
+        assert_eq!(firsts, [0, 1, 0, 1, 0, 1]);
+        assert!((0..6).all(|p| order(p)[0] != order(p)[1]));
+    }
 }
