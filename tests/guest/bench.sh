@@ -7,7 +7,7 @@
 . /bin/lib.sh
 modprobe vfio_pci_rs && modprobe vfio-pci || { echo "bench: modules failed to load"; exit 1; }
 
-ROUNDS=${ROUNDS:-4}
+ROUNDS=${ROUNDS:-6}
 IDS="1234:11e8 1af4:1110 1b36:0005"
 # Every BDF of a vendor:device, in bus order.
 bdfs_of() {
@@ -23,6 +23,11 @@ echo "bench-info: rounds $ROUNDS (which twin is vfio_pci_rs's swaps every round)
 for id in $IDS; do
 	b=$(bdfs_of "$id" | tr '\n' ' ')
 	echo "bench-info: device $(name_of "${b%% *}") twins ${b% }"
+	# The INTx line of each twin and who else is on it (a shared line adds their handlers).
+	for t in $b; do
+		irq=$(cat "/sys/bus/pci/devices/$t/irq")
+		echo "bench-info: irq $t $irq: $(grep "^ *$irq:" /proc/interrupts | tr -s ' ' | cut -d' ' -f5-)"
+	done
 done
 for round in $(seq 1 "$ROUNDS"); do
 	for id in $IDS; do

@@ -89,7 +89,7 @@ struct Plan {
 /// A plan for a fast row: many small batches.
 const fn fast(batch: u32) -> Plan {
     Plan {
-        pairs: 30,
+        pairs: 60,
         batch,
         per_call: 1,
         warm: true,
@@ -435,7 +435,7 @@ fn map_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2], bar: u32, size: u
     let sum = std::cell::Cell::new(0u64);
     let add = |x: u64| sum.set(sum.get().wrapping_add(x));
     let plan = Plan {
-        pairs: 4,
+        pairs: 5,
         batch: 1,
         per_call: 1,
         warm: false,
@@ -522,7 +522,7 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
             .map_err(|_| Errno(libc::EIO))
     };
     let plan = Plan {
-        pairs: 5,
+        pairs: 8,
         batch: 2,
         per_call: 1,
         warm: true,
@@ -542,7 +542,7 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
             return k.fail("bench.open", "devices open", e.unwrap_or_default());
         }
     };
-    let plan = Plan { pairs: 6, ..plan };
+    let plan = Plan { pairs: 10, ..plan };
     interleave(
         k,
         "device_reset",
