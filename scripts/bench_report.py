@@ -5,7 +5,7 @@ PNG chart. Usage: bench_report.py CONSOLE_LOG HOST_TXT RESULTS_MD RESULTS_PNG
 Console lines (from tests/guest/bench.sh and `vfio-test bench OURS UP`), OURS_BDF being the twin
 bound to vfio_pci_rs in that round:
   bench-info: KEY VALUE...
-  bench-result: ROUND DEVICE OURS_BDF bench-pair: ROW BATCH OURS_NS UP_NS RATIO,RATIO,...
+  bench-result: ROUND DEVICE OURS_BDF bench-pair: ROW OPS_PER_BATCH OURS_NS UP_NS RATIO,RATIO,...
   bench-result: ROUND DEVICE OURS_BDF bench-faults: ROW DRIVER minflt=N [pte=N pmd=N pud=N ...]
   bench-result: ROUND DEVICE OURS_BDF bench-note: ROW DRIVER TEXT
   bench-result: ROUND DEVICE OURS_BDF not ok ...
@@ -34,7 +34,8 @@ WHAT = {
     "intx_loopback": "INTx loopback trigger -> eventfd read",
     "intx_edu_round_trip": "edu raises INTx -> eventfd -> ack -> unmask",
     "map_touch_1024m_aligned": "mmap 1 GiB BAR (1 GiB-aligned) + read every 4K page + munmap",
-    "map_touch_1024m_null_hint": "mmap 1 GiB BAR (NULL hint) + read every 4K page + munmap",
+    "map_touch_1024m_null_hint": "mmap 1 GiB BAR (NULL hint), read every 4K page: time per "
+                                 "BAR, touched in 16 MiB chunks alternating between the drivers",
     "zap_refault_1024m": "COMMAND.MEM off/on (zap) + read every 4K page again",
 }
 
@@ -62,7 +63,7 @@ def main():
         rnd, dev, twin, rest = int(m.group(1)), m.group(2), m.group(3), m.group(4)
         if rest.startswith("not ok"):
             failures.append(f"{dev} round {rnd} (ours {twin}): {rest}")
-        elif m2 := re.match(r"bench-pair: (\S+) (\d+) (\S+) (\S+) (\S+)", rest):
+        elif m2 := re.match(r"bench-pair: (\S+) (\S+) (\S+) (\S+) (\S+)", rest):
             ratios = [float(x) for x in m2.group(5).split(",") if x]
             pairs.setdefault((dev, m2.group(1)), {})[rnd] = dict(
                 ours=float(m2.group(3)), up=float(m2.group(4)), ratios=ratios, twin=twin)

@@ -75,13 +75,13 @@ fn faults() -> u64 {
 }
 
 /// How a row is sampled: `pairs` pairs of batches of `batch` calls, each call doing `per_call`
-/// operations (the printed ns are per operation). `warm`: one unmeasured batch per side first
+/// operations (the printed ns and faults are per operation; a fraction: a call does part of one). `warm`: one unmeasured batch per side first
 /// (TCG translates code on first use). `faults`: count page faults around every batch.
 #[derive(Clone, Copy)]
 struct Plan {
     pairs: u32,
     batch: u32,
-    per_call: u32,
+    per_call: f64,
     warm: bool,
     faults: bool,
 }
@@ -91,7 +91,7 @@ const fn fast(batch: u32) -> Plan {
     Plan {
         pairs: 60,
         batch,
-        per_call: 1,
+        per_call: 1.0,
         warm: true,
         faults: false,
     }
@@ -125,7 +125,7 @@ fn order(p: u32) -> [usize; 2] {
 /// over the measured batches.
 #[derive(Default)]
 struct Faults {
-    ops: u64,
+    ops: f64,
     minflt: u64,
     cnt: Option<std::collections::BTreeMap<String, u64>>,
 }
@@ -133,12 +133,12 @@ struct Faults {
 impl Faults {
     fn add(
         &mut self,
-        ops: u32,
+        ops: f64,
         flt: u64,
         before: Option<&std::collections::BTreeMap<String, u64>>,
         bdf: &str,
     ) {
-        self.ops += u64::from(ops);
+        self.ops += ops;
         self.minflt += flt;
         if let (Some(b), Some(a)) = (before, counters::read(bdf)) {
             let sum = self.cnt.get_or_insert_with(Default::default);
@@ -150,7 +150,7 @@ impl Faults {
     }
 
     fn line(&self, row: &str, drv: &str) -> String {
-        let per = |d: u64| d as f64 / self.ops.max(1) as f64;
+        let per = |d: u64| d as f64 / self.ops.max(1.0);
         let mut line = format!("bench-faults: {row} {drv} minflt={}", per(self.minflt));
         for (c, v) in self.cnt.iter().flatten() {
             line += &format!(" {c}={}", per(*v));
@@ -172,7 +172,7 @@ fn interleave(k: &mut Ktap, row: &str, plan: Plan, bdfs: [&str; 2], mut ops: [Op
         for _ in 0..plan.batch {
             ops[s]().map_err(|e| format!("{} under {}", e, DRIVERS[s]))?;
         }
-        Ok(t.elapsed().as_nanos() as f64 / f64::from(plan.batch * plan.per_call))
+        Ok(t.elapsed().as_nanos() as f64 / (f64::from(plan.batch) * plan.per_call))
     };
     let r = (|| {
         if plan.warm {
@@ -186,7 +186,8 @@ fn interleave(k: &mut Ktap, row: &str, plan: Plan, bdfs: [&str; 2], mut ops: [Op
                 let before = plan.faults.then(|| (faults(), counters::read(bdfs[s])));
                 ns[s].push(batch(s, &mut ops)?);
                 if let Some((f0, c0)) = before {
-                    fl[s].add(plan.batch, faults() - f0, c0.as_ref(), bdfs[s]);
+                    let ops = f64::from(plan.batch) * plan.per_call;
+                    fl[s].add(ops, faults() - f0, c0.as_ref(), bdfs[s]);
                 }
             }
         }
@@ -203,7 +204,7 @@ fn interleave(k: &mut Ktap, row: &str, plan: Plan, bdfs: [&str; 2], mut ops: [Op
     let [mut o, mut u] = ns;
     println!(
         "bench-pair: {row} {} {:.0} {:.0} {}",
-        plan.batch * plan.per_call,
+        f64::from(plan.batch) * plan.per_call,
         median(&mut o),
         median(&mut u),
         ratios.join(",")
@@ -435,9 +436,9 @@ fn map_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2], bar: u32, size: u
     let sum = std::cell::Cell::new(0u64);
     let add = |x: u64| sum.set(sum.get().wrapping_add(x));
     let plan = Plan {
-        pairs: 5,
+        pairs: 10,
         batch: 1,
-        per_call: 1,
+        per_call: 1.0,
         warm: false,
         faults: true,
     };
@@ -455,27 +456,46 @@ fn map_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2], bar: u32, size: u
         [&mut || mt(&devs[0]), &mut || mt(&devs[1])],
     );
 
-    // NULL hint: the kernel picks the address (every page a 4 KiB fault: seconds each, so only
-    // two pairs); note what layout it allowed.
+    // NULL hint: the kernel picks the address, so every page is a 4 KiB fault (seconds per BAR).
+    // Both BARs stay mapped for one pass per round and the touching alternates 16 MiB chunks
+    // between them, so the two sides of a pair are tens of ms apart instead of seconds; the
+    // printed time is per whole BAR (mmap and munmap not included). Note the layout it allowed.
     let row = format!("map_touch_{mb}m_null_hint");
-    let notes = [std::cell::RefCell::new(String::new()), Default::default()];
+    let chunk = size.min(16 << 20) as usize;
+    let chunks = (size as usize / chunk) as u32;
+    let maps = match (
+        AnyMapping::new(devs[0].fd, off, size),
+        AnyMapping::new(devs[1].fd, off, size),
+    ) {
+        (Ok(a), Ok(b)) => [a, b],
+        (a, b) => {
+            let e = a.err().or(b.err()).unwrap_or(Errno(0));
+            return k.fail(&format!("bench.{row}"), "BAR maps", e);
+        }
+    };
+    let next = [std::cell::Cell::new(0usize), Default::default()];
     let mn = |s: usize| {
-        let map = AnyMapping::new(devs[s].fd, off, size)?;
+        let i = next[s].replace(next[s].get() + 1);
+        add(touch(maps[s].0 + i * chunk, chunk));
+        Ok(())
+    };
+    let plan2 = Plan {
+        pairs: chunks,
+        per_call: 1.0 / f64::from(chunks),
+        ..plan
+    };
+    interleave(k, &row, plan2, bdfs, [&mut || mn(0), &mut || mn(1)]);
+    for (s, map) in maps.iter().enumerate() {
         let (pud, pmd) = huge_fit(map.0, map.1);
-        *notes[s].borrow_mut() = format!(
-            "addr {:#x} (offset {:#x} in its 2 MiB page; the BAR is 1 GiB-aligned): \
-             room for {pud} PUD and {pmd} PMD entries, the rest 4 KiB",
+        println!(
+            "bench-note: {row} {} addr {:#x} (offset {:#x} in its 2 MiB page; the BAR is \
+             1 GiB-aligned): room for {pud} PUD and {pmd} PMD entries, the rest 4 KiB",
+            DRIVERS[s],
             map.0,
             map.0 % (1 << 21)
         );
-        add(touch(map.0, map.1));
-        Ok(())
-    };
-    let plan2 = Plan { pairs: 2, ..plan };
-    interleave(k, &row, plan2, bdfs, [&mut || mn(0), &mut || mn(1)]);
-    for s in [0, 1] {
-        println!("bench-note: {row} {} {}", DRIVERS[s], notes[s].borrow());
     }
+    drop(maps);
 
     // Zap/refault: COMMAND.MEM off and on (zaps the mapping), touch everything again.
     let row = format!("zap_refault_{mb}m");
@@ -522,9 +542,9 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
             .map_err(|_| Errno(libc::EIO))
     };
     let plan = Plan {
-        pairs: 8,
-        batch: 2,
-        per_call: 1,
+        pairs: 16,
+        batch: 1,
+        per_call: 1.0,
         warm: true,
         faults: false,
     };
@@ -542,7 +562,7 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
             return k.fail("bench.open", "devices open", e.unwrap_or_default());
         }
     };
-    let plan = Plan { pairs: 10, ..plan };
+    let plan = Plan { pairs: 20, ..plan };
     interleave(
         k,
         "device_reset",
@@ -569,7 +589,7 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
         Ok(())
     };
     let plan = Plan {
-        per_call: 16,
+        per_call: 16.0,
         ..fast(40)
     };
     interleave(
