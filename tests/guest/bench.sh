@@ -33,7 +33,7 @@ for id in $IDS; do
 		echo "bench-info: irq $t $irq on CPU mask $(cat "/proc/irq/$irq/smp_affinity")"
 	done
 done
-echo "bench-info: vfio-test pinned to CPU 0
+echo "bench-info: vfio-test pinned to CPU 0"
 for round in $(seq 1 "$ROUNDS"); do
 	for id in $IDS; do
 		set -- $(bdfs_of "$id")
