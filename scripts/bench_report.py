@@ -35,7 +35,7 @@ WHAT = {
     "intx_edu_round_trip": "edu raises INTx -> eventfd -> ack -> unmask",
     "map_touch_1024m_aligned": "mmap 1 GiB BAR (1 GiB-aligned) + read every 4K page + munmap",
     "map_touch_1024m_null_hint": "mmap 1 GiB BAR (NULL hint), read every 4K page: time per "
-                                 "BAR, touched in 16 MiB chunks alternating between the drivers",
+                                 "BAR, touched in 4 MiB chunks alternating between the drivers",
     "zap_refault_1024m": "COMMAND.MEM off/on (zap) + read every 4K page again",
 }
 
