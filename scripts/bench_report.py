@@ -71,7 +71,12 @@ def main():
             kv = dict(x.split("=") for x in m2.group(3).split())
             faults.setdefault((dev, m2.group(1)), {}).setdefault(m2.group(2), []).append(kv)
         elif m2 := re.match(r"bench-note: (\S+) (\S+) (.*)", rest):
-            notes.setdefault((dev, m2.group(1)), {})[m2.group(2)] = m2.group(3)
+            # The last round's notes; a row may note several lines per driver.
+            nd = notes.setdefault((dev, m2.group(1)), {})
+            if nd.get("round", rnd) != rnd:
+                nd.clear()
+            nd["round"] = rnd
+            nd[m2.group(2)] = (nd.get(m2.group(2), "") + "; " + m2.group(3)).lstrip("; ")
     if not pairs:
         sys.exit("bench: no results in the console log")
 
@@ -159,9 +164,12 @@ def main():
                                "per map + touch (see the layout notes below for why)")
                 verdicts.append(f"\nAligned BAR ({dev} {row}) under vfio_pci_rs: {verdict}.")
         text += verdicts
+    if notes:
+        text += ["", "## Notes (last round)", ""]
         for (dev, row), d in sorted(notes.items()):
             for drv, note in sorted(d.items()):
-                text.append(f"\n{dev} {row} under {drv} (last round): {note}")
+                if drv != "round":
+                    text.append(f"- {dev} {row} under {drv}: {note}")
     if failures:
         text += ["", "## Failed operations", ""] + [f"- {f}" for f in failures]
     text += ["", "![ratio chart](results.png)", ""]

@@ -383,6 +383,15 @@ fn irq_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2]) {
         bdfs,
         [&mut || rt(&devs[0], &e0), &mut || rt(&devs[1], &e1)],
     );
+    // Where the interrupts went (per-CPU counts, chip, handler): explains a slow side.
+    let text = std::fs::read_to_string("/proc/interrupts").unwrap_or_default();
+    for (s, bdf) in bdfs.iter().enumerate() {
+        let tag = format!("({bdf})");
+        for l in text.lines().filter(|l| l.contains(&tag)) {
+            let l = l.split_whitespace().collect::<Vec<_>>().join(" ");
+            println!("bench-note: {row} {} /proc/interrupts: {l}", DRIVERS[s]);
+        }
+    }
     for d in devs {
         let _ = set_irqs(d, ACTION_TRIGGER | DATA_NONE, i, 0, &[]);
     }
@@ -438,7 +447,7 @@ fn map_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2], bar: u32, size: u
     let sum = std::cell::Cell::new(0u64);
     let add = |x: u64| sum.set(sum.get().wrapping_add(x));
     let plan = Plan {
-        pairs: 10,
+        pairs: 20,
         batch: 1,
         per_call: 1.0,
         warm: false,
