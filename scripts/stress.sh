@@ -4,6 +4,7 @@
 # OUT/kdir of the test kernel is untouched), boots the guest in mode `stress` with a QEMU monitor
 # socket, answers the guest's hot-unplug markers with device_del/device_add, then prints the
 # figures: fuzz calls per driver, mismatches, race iterations, hot-unplug cycles, kernel reports.
+# The two drivers run in two guests at once (one per host core), compared on the host.
 # Budgets: VPR_FUZZ_CALLS per device (5 devices: 1.05 million calls under vfio_pci_rs, the same
 # calls again under vfio-pci) capped by VPR_FUZZ_SECS per device (KASAN: 600-1600 calls/s), VPR_RACE_SECS per device and
 # driver (2 devices), VPR_CYCLES hot-unplug cycles (every fourth under vfio-pci).
@@ -24,13 +25,23 @@ make -s client && bash scripts/initramfs.sh "$kdir" "$out" || exit 1
 make -s -C "$kdir" M="$top" clean >/dev/null 2>&1
 stamp "module, client and initramfs ready"
 
-mon="$out/monitor.sock" log="$out/console-stress.log"
-rm -f "$mon" "$log"
+# Two guests at once, one per host core (each is single-threaded TCG): the first runs
+# everything under vfio_pci_rs (fuzz, races, the hot-unplug cycles, unbind/rmmod while open),
+# the second the same fuzz seeds and races under vfio-pci. Both hand their fuzz outcome files to
+# the host through a 9p share, and the host compares them call by call afterwards.
+mon="$out/monitor.sock" log="$out/console-stress.log" share="$out/fuzz"
+rm -rf "$mon" "$log" "$share" "$out/up" && mkdir -p "$share" "$out/up"
+ln -s ../initramfs.cpio.gz "$out/up/initramfs.cpio.gz"
 args="no_timer_check vpr.fuzz_secs=${VPR_FUZZ_SECS:-540} vpr.fuzz_calls=${VPR_FUZZ_CALLS:-210000}"
 args+=" vpr.race_secs=${VPR_RACE_SECS:-40} vpr.cycles=${VPR_CYCLES:-24}"
-VPR_QEMU_MONITOR="$mon" VPR_KERNEL_ARGS="$args" VPR_GUEST_TIMEOUT=${VPR_GUEST_TIMEOUT:-3600} \
+export VPR_QEMU_EXTRA="-virtfs local,path=$share,mount_tag=vpr,security_model=none,id=vpr"
+export VPR_GUEST_TIMEOUT=${VPR_GUEST_TIMEOUT:-3600}
+VPR_QEMU_MONITOR="$mon" VPR_KERNEL_ARGS="$args vpr.drivers=vfio_pci_rs" \
 	bash scripts/guest.sh stress "$kdir" "$out" >/dev/null &
 guest=$!
+VPR_KERNEL_ARGS="$args vpr.drivers=vfio-pci" bash scripts/guest.sh stress "$kdir" "$out/up" \
+	>/dev/null 2>"$out/up/guest.err" &
+guest_up=$!
 
 # One monitor command per connection (the socket accepts one client at a time).
 monitor() {
@@ -55,9 +66,38 @@ done &
 follower=$!
 wait $guest
 kill $follower 2>/dev/null
-stamp "guest finished"
+stamp "vfio_pci_rs guest finished"
+wait $guest_up
+stamp "vfio-pci guest finished"
 
-tr -d '\r' < "$log" > "$out/console.txt"
+# The differential comparison of the two guests' fuzz runs, device by device, in the guests'
+# KTAP form (so the counts below include it).
+compare() {
+	local tot_rs=0 tot_up=0 tot_mm=0 k=0 a b name r
+	for a in "$share"/vfio_pci_rs.*; do
+		name=${a##*/vfio_pci_rs.} b=$share/vfio-pci.$name k=$((k + 1))
+		[ -f "$b" ] || { echo "not ok $k fuzz.compare.$name # no vfio-pci outcomes"; continue; }
+		"$top/tests/client/target/x86_64-unknown-linux-gnu/release/vfio-test" fuzz-compare "$a" "$b" \
+			>"$out/cmp" 2>&1
+		sed 's/^\([^#]\)/# \1/' "$out/cmp"
+		sed -n 's/^# mismatch class //p' "$out/cmp" >>"$out/classes"
+		r=($(sed -n 's/^fuzz-compare: lines \([0-9]*\) \([0-9]*\) compared [0-9]* mismatches \([0-9]*\)/\1 \2 \3/p' "$out/cmp"))
+		[ ${#r[@]} = 3 ] || { echo "not ok $k fuzz.compare.$name # no comparison"; continue; }
+		# The first line of each file is the layout header, not a call; the comparison covers
+		# the common prefix, so upstream must have made at least as many calls as we did.
+		tot_rs=$((tot_rs + r[0] - 1)) tot_up=$((tot_up + r[1] - 1)) tot_mm=$((tot_mm + r[2]))
+		if [ "${r[2]}" = 0 ] && [ "${r[1]}" -ge "${r[0]}" ]; then echo "ok $k fuzz.compare.$name"
+		else echo "not ok $k fuzz.compare.$name # ${r[2]} mismatching calls, lines ${r[0]} vs ${r[1]}"; fi
+	done
+	[ $k -gt 0 ] || echo "not ok 1 fuzz.compare # no outcome files from the guests"
+	awk -F': ' '{ n[$1 ": " $2] += $3 } END { for (k in n) print "# fuzz class " k ": " n[k] }' \
+		"$out/classes" 2>/dev/null | sort
+	echo "# fuzz totals: vfio_pci_rs $tot_rs calls, vfio-pci $tot_up calls, mismatches $tot_mm"
+}
+rm -f "$out/classes"
+compare >"$out/compare.txt"
+# One record of the run: both consoles, then the comparison.
+cat "$log" "$out/up/console-stress.log" "$out/compare.txt" | tr -d '\r' > "$out/console.txt"
 c=$out/console.txt
 grep -E '^not ok [0-9]+ ' -A2 "$c" | head -n 40
 pass=$(grep -cE '^ok [0-9]+ ' "$c") fail=$(grep -cE '^not ok [0-9]+ ' "$c")
@@ -67,8 +107,9 @@ grep -E '^# fuzz class ' "$c"
 grep -E '^# mismatch$|^#  [AB]: ' "$c" | head -n 15
 grep -E '^# fuzz: ' "$c"
 echo "stress: $(sed -n 's/^# fuzz totals: //p' "$c")"
-echo "stress: $(sed -n 's/^# stress: //p' "$c" | paste -sd, -)"
+echo "stress: $(sed -n 's/^# stress: hot-unplug/hot-unplug/p' "$c"), race iterations" \
+	"$(sed -n 's/^# stress: race iterations //p' "$c" | awk '{ s += $1 } END { print s + 0 }')"
 echo "stress: kernel reports $reports"
-echo "stress: $pass passed, $fail failed; guest completed: $(grep -q '^# stress done' "$c" && echo yes || echo no)"
+echo "stress: $pass passed, $fail failed; guests completed: $(grep -c '^# stress done' "$c") of 2"
 stamp "total"
-[ "$fail" = 0 ] && [ "$reports" = 0 ] && grep -q '^# stress done' "$c"
+[ "$fail" = 0 ] && [ "$reports" = 0 ] && [ "$(grep -c '^# stress done' "$c")" = 2 ]

@@ -8,8 +8,19 @@
 arg() { v=$(sed -n "s/.*vpr\.$1=\([0-9]*\).*/\1/p" /proc/cmdline); echo "${v:-$2}"; }
 fuzz_secs=$(arg fuzz_secs 90) fuzz_calls=$(arg fuzz_calls 220000) race_secs=$(arg race_secs 40)
 cycles=$(arg cycles 20)
+# vpr.drivers=vfio_pci_rs or vfio-pci: this guest is one of two that scripts/stress.sh runs at
+# once (one per host core); the fuzz outcome files go to the host through the 9p share `vpr`,
+# where the two runs are compared. The hot-unplug cycles and section 3 run in the vfio_pci_rs
+# guest. Without it (one guest) both drivers run here, one after the other.
+drivers=$(sed -n 's/.*vpr\.drivers=\([^ ]*\).*/\1/p' /proc/cmdline | tr , ' ')
+drivers=${drivers:-vfio_pci_rs vfio-pci} keep=""
 echo "KTAP version 1"
 modprobe vfio_pci_rs && modprobe vfio-pci || not_ok stress.modprobe
+if [ "$drivers" != "vfio_pci_rs vfio-pci" ]; then
+	mkdir -p /mnt/share && mount -t 9p -o trans=virtio,version=9p2000.L vpr /mnt/share &&
+		keep=/mnt/share || not_ok stress.share "no 9p share to hand the fuzz outcomes to the host"
+fi
+main=no; case " $drivers " in *" vfio_pci_rs "*) main=yes ;; esac
 
 # --- Hot-unplug cycles of the extra e1000e (QEMU id hp0): REQ, probe, close, removal, re-add --
 # They run in the background while the fuzz and the races use the other devices: a cycle is
@@ -50,11 +61,11 @@ hotplug_cycles() {
 	done
 	echo "# stress: hot-unplug cycles $done_cycles ($how)"
 }
-hotplug_cycles &
-hotplug=$!
+hotplug=""
+[ $main = yes ] && { hotplug_cycles & hotplug=$!; }
 
 # --- 1. Differential fuzz, every test device, both drivers, same seeds ---------------------
-sh /bin/stress-fuzz.sh "$fuzz_secs" "$fuzz_calls"
+sh /bin/stress-fuzz.sh "$fuzz_secs" "$fuzz_calls" 20261124 "$drivers" "$keep"
 
 # --- 2. Races, per driver, on ivshmem (1 GiB BAR) and pci-testdev: `vfio-test races` shares one
 # open device between forked workers (2 fuzzers, a 3-thread faulter, a COMMAND.MEM toggler that
@@ -64,7 +75,7 @@ sh /bin/stress-fuzz.sh "$fuzz_secs" "$fuzz_calls"
 race_iter=0
 for id in 1af4:1110 1b36:0005; do
 	bdf=$(bdf_of $id) name=$(name_of "$bdf")
-	for drv in vfio_pci_rs vfio-pci; do
+	for drv in $drivers; do
 		bind "$drv" "$bdf" || { not_ok "race.$drv.$name.bind"; continue; }
 		r=$(vfio-test races "$bdf" "$race_secs" 2>&1 | tail -n 1)
 		echo "# race $drv $name: $r"
@@ -84,6 +95,7 @@ done
 echo "# stress: race iterations $race_iter"
 
 # --- 3. Unbind, rmmod while open (after the hot-unplug cycles, which use vfio_pci_rs) -------
+if [ $main = no ]; then echo "# stress done"; exit 0; fi
 wait $hotplug
 bdf=$(bdf_of 1b36:0005)
 for drv in vfio_pci_rs vfio-pci; do

@@ -658,7 +658,7 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
 
 /// The profile marker: `mov eax, 0x56505200; cpuid`, which bench/prof/insncount.c (a QEMU
 /// plugin) watches for to start and stop counting instructions.
-fn marker() {
+pub(crate) fn marker() {
     // SAFETY: cpuid only writes eax, ebx, ecx and edx; rbx (reserved by LLVM) is saved around it.
     unsafe {
         std::arch::asm!(

@@ -615,6 +615,41 @@ impl Fuzz<'_> {
     }
 }
 
+/// Wall time spent per kind of call (the first word of its outcome line, with
+/// the region for pread/pwrite), to see where one driver spends more than the
+/// other. Printed after the totals as `fuzz-time: KIND calls N us U`, most
+/// expensive first.
+#[derive(Default)]
+struct OpTimes(Vec<(String, u64, Duration)>);
+
+impl OpTimes {
+    fn add(&mut self, line: &str, d: Duration) {
+        let mut w = line.split(' ');
+        let first = w.next().unwrap_or("");
+        let kind = match first {
+            "pread" | "pwrite" => {
+                let r = w.next().unwrap_or("").split('+').next().unwrap_or("");
+                format!("{first}.{r}")
+            }
+            _ => first.to_string(),
+        };
+        match self.0.iter_mut().find(|e| e.0 == kind) {
+            Some(e) => {
+                e.1 += 1;
+                e.2 += d;
+            }
+            None => self.0.push((kind, 1, d)),
+        }
+    }
+
+    fn print(&mut self) {
+        self.0.sort_by(|a, b| b.2.cmp(&a.2));
+        for (k, n, d) in &self.0 {
+            println!("fuzz-time: {k} calls {n} us {}", d.as_micros());
+        }
+    }
+}
+
 /// The `IRQ_SET` header size (argsz, flags, index, start, count).
 const IRQ_SET_HDR_LEN: usize = 20;
 
@@ -690,21 +725,39 @@ pub fn run(mode: Mode, bdf: &str, seed: u64, calls: u64, secs: u64, out: &Path) 
         "layout sizes={:x?} msix={:x?} cdev={}",
         f.lay.sizes, f.lay.msix, f.cdev
     );
+    // VPR_FUZZ_MARK: the run sits between two profile markers (bench/prof/insncount.c counts
+    // the guest instructions in between), for a profile of where a driver spends the fuzz.
+    let mark = std::env::var_os("VPR_FUZZ_MARK").is_some();
+    if mark {
+        super::bench::marker();
+    }
     let start = Instant::now();
     let deadline = start + Duration::from_secs(secs);
     let mut n = 0u64;
+    let mut times = OpTimes::default();
+    let window: Option<u64> = std::env::var("VPR_FUZZ_WINDOW").ok().and_then(|v| v.parse().ok());
     // Debugging a guest or QEMU crash: flush every line (e.g. with --out /dev/console).
     let flush = std::env::var_os("VPR_FUZZ_FLUSH").is_some();
     while n < calls {
         if n.is_multiple_of(256) && Instant::now() >= deadline {
             break;
         }
+        let t = Instant::now();
         let line = f.step();
+        times.add(&line, t.elapsed());
         let _ = writeln!(f.out, "{n} {line}");
         if flush {
             let _ = f.out.flush();
         }
         n += 1;
+        if window.is_some_and(|w| n.is_multiple_of(w)) {
+            println!("fuzz-window: calls {n}");
+            times.print();
+            times = OpTimes::default();
+        }
+    }
+    if mark {
+        super::bench::marker();
     }
     for s in 0..SLOTS {
         f.unmap_slot(s);
@@ -718,6 +771,7 @@ pub fn run(mode: Mode, bdf: &str, seed: u64, calls: u64, secs: u64, out: &Path) 
         "fuzz: {bdf} seed {seed} calls {n} secs {t:.1} rate {:.0}/s",
         n as f64 / t.max(1e-9)
     );
+    times.print();
     0
 }
 
