@@ -51,7 +51,7 @@ def main():
     log, host, md, png = sys.argv[1:5]
     info, failures = [], []
     # (dev, row) -> round -> dict(ours, up, ratios, twin)
-    pairs, faults, notes = {}, {}, {}
+    pairs, faults, notes, pins = {}, {}, {}, {}
     for line in open(log, errors="replace"):
         line = line.strip()
         if line.startswith("bench-info: "):
@@ -61,7 +61,9 @@ def main():
         if not m:
             continue
         rnd, dev, twin, rest = int(m.group(1)), m.group(2), m.group(3), m.group(4)
-        if rest.startswith("not ok"):
+        if m2 := re.match(r"bench-pin: (\S+) irq (\d+) to CPU 0: (\S+)", rest):
+            pins[m2.group(1)] = f"{m2.group(1)} irq {m2.group(2)} {m2.group(3)}"
+        elif rest.startswith("not ok"):
             failures.append(f"{dev} round {rnd} (ours {twin}): {rest}")
         elif m2 := re.match(r"bench-pair: (\S+) (\S+) (\S+) (\S+) (\S+)", rest):
             ratios = [float(x) for x in m2.group(5).split(",") if x]
@@ -120,6 +122,8 @@ def main():
     text += ["## Setup", ""]
     text += [f"- {l}" for l in open(host).read().splitlines()]
     text += [f"- {l}" for l in info]
+    if pins:
+        text.append(f"- INTx lines pinned to CPU 0: {', '.join(v for _, v in sorted(pins.items()))}")
     text += ["", "## Results", ""]
     text += ["| device | row | what | vfio_pci_rs | vfio-pci | ratio | round min-max | by twin | "
              "pairs x rounds |", "|---|---|---|---:|---:|---:|---|---|---:|"]

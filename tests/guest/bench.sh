@@ -23,17 +23,8 @@ echo "bench-info: rounds $ROUNDS (which twin is vfio_pci_rs's swaps every round)
 for id in $IDS; do
 	b=$(bdfs_of "$id" | tr '\n' ' ')
 	echo "bench-info: device $(name_of "${b%% *}") twins ${b% }"
-	# Each twin's INTx line goes to CPU 0, where the bench process runs too (below): the twins'
-	# lines otherwise land on different vCPUs, and under TCG a wake-up across vCPUs costs more
-	# than the whole round trip (the edu twins differed 2.5x by placement alone).
-	for t in $b; do
-		irq=$(cat "/sys/bus/pci/devices/$t/irq")
-		[ "$irq" -gt 0 ] || continue
-		echo 1 > "/proc/irq/$irq/smp_affinity" 2>/dev/null || echo "bench: cannot pin irq $irq"
-		echo "bench-info: irq $t $irq on CPU mask $(cat "/proc/irq/$irq/smp_affinity")"
-	done
 done
-echo "bench-info: vfio-test pinned to CPU 0"
+echo "bench-info: vfio-test pinned to CPU 0 (taskset), and so is each twin's INTx line once open"
 for round in $(seq 1 "$ROUNDS"); do
 	for id in $IDS; do
 		set -- $(bdfs_of "$id")

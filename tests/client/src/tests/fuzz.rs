@@ -735,7 +735,9 @@ pub fn run(mode: Mode, bdf: &str, seed: u64, calls: u64, secs: u64, out: &Path) 
     let deadline = start + Duration::from_secs(secs);
     let mut n = 0u64;
     let mut times = OpTimes::default();
-    let window: Option<u64> = std::env::var("VPR_FUZZ_WINDOW").ok().and_then(|v| v.parse().ok());
+    let window: Option<u64> = std::env::var("VPR_FUZZ_WINDOW")
+        .ok()
+        .and_then(|v| v.parse().ok());
     // Debugging a guest or QEMU crash: flush every line (e.g. with --out /dev/console).
     let flush = std::env::var_os("VPR_FUZZ_FLUSH").is_some();
     while n < calls {
