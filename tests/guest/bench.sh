@@ -24,7 +24,7 @@ for id in $IDS; do
 	b=$(bdfs_of "$id" | tr '\n' ' ')
 	echo "bench-info: device $(name_of "${b%% *}") twins ${b% }"
 done
-echo "bench-info: vfio-test pinned to CPU 0 (taskset), and so is each twin's INTx line once open"
+echo "bench-info: vfio-test pinned to CPU 0 (taskset), and so are the edu twins' INTx lines for the round trip"
 for round in $(seq 1 "$ROUNDS"); do
 	for id in $IDS; do
 		set -- $(bdfs_of "$id")

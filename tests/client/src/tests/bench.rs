@@ -330,6 +330,24 @@ fn irq_eventfd(dev: &Device, index: u32) -> Result<EventFd, Errno> {
     Ok(efd)
 }
 
+/// Sends both twins' INTx lines to CPU 0, where the guest script pins this process. Left alone,
+/// the two lines get vectors on different vCPUs (the allocator spreads them, the first request,
+/// always ours, to one CPU), and under TCG a wake-up across vCPUs costs more than the round trip
+/// itself: that made ours look 3x slower in one layout and the twins differ 2.5x in another. The
+/// line exists only once requested, so this runs after INTx is enabled on both.
+fn pin_intx(bdfs: [&str; 2]) {
+    for bdf in bdfs {
+        let irq = std::fs::read_to_string(format!("/sys/bus/pci/devices/{bdf}/irq"));
+        let irq = irq
+            .ok()
+            .and_then(|t| t.trim().parse::<u32>().ok())
+            .unwrap_or(0);
+        let r = std::fs::write(format!("/proc/irq/{irq}/smp_affinity"), "1");
+        let r = if r.is_ok() { "ok" } else { "failed" };
+        println!("bench-pin: {bdf} irq {irq} to CPU 0: {r}");
+    }
+}
+
 /// Interrupt rows on a pair of edus: MSI and INTx loopback (SET_IRQS TRIGGER with DATA_NONE to
 /// eventfd read), and the edu-raised INTx round trip (raise, eventfd, ack, unmask).
 fn irq_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2]) {
@@ -369,6 +387,7 @@ fn irq_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2]) {
             return k.fail(&format!("bench.{row}"), "INTx enables", e);
         }
     };
+    pin_intx(bdfs);
     let rt = |dev: &Device, efd: &EventFd| {
         let w = |off, v: u32| dev.write_region(0, off, &v.to_le_bytes()).map(drop);
         w(EDU_IRQ_RAISE, 1)?;
@@ -583,24 +602,6 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
             devs[1].reset().map(drop)
         }],
     );
-    // Both twins' INTx lines to CPU 0, where the guest script pins this process: the lines would
-    // otherwise land on either vCPU, and under TCG a wake-up across vCPUs costs more than the
-    // round trip itself (unpinned, the edu twins differed 2.5x by placement alone). The line is
-    // known only now: the drivers enable the device (routing its INTx to a GSI) at open.
-    for bdf in bdfs {
-        let irq = std::fs::read_to_string(format!("/sys/bus/pci/devices/{bdf}/irq"));
-        let irq = irq
-            .ok()
-            .and_then(|t| t.trim().parse::<u32>().ok())
-            .unwrap_or(0);
-        if irq > 0 {
-            let r = std::fs::write(format!("/proc/irq/{irq}/smp_affinity"), "1");
-            println!(
-                "bench-pin: {bdf} irq {irq} to CPU 0: {}",
-                if r.is_ok() { "ok" } else { "failed" }
-            );
-        }
-    }
     // Decode on, INTx not disabled: what the BAR and interrupt rows need.
     let mut cmds = [0u16; 2];
     for (s, dev) in devs.iter().enumerate() {
