@@ -2,14 +2,17 @@
 """`make bench` report: reads the bench guest's console log and writes the markdown table and the
 PNG chart. Usage: bench_report.py CONSOLE_LOG HOST_TXT RESULTS_MD RESULTS_PNG
 
-Console lines (from tests/guest/bench.sh and `vfio-test bench`):
+Console lines (from tests/guest/bench.sh and `vfio-test bench OURS UP`), OURS_BDF being the twin
+bound to vfio_pci_rs in that round:
   bench-info: KEY VALUE...
-  bench-result: DRIVER DEVICE ROUND bench: ROW NS_PER_OP COUNT
-  bench-result: DRIVER DEVICE ROUND bench-faults: ROW minflt=N [pte=N pmd=N pud=N fallback=N]
-  bench-result: DRIVER DEVICE ROUND bench-note: ROW TEXT
-  bench-result: DRIVER DEVICE ROUND not ok ...
-Per row: the median ns/op of each driver and the median of the per-round ratios ours/upstream
-(round r of vfio_pci_rs against round r of vfio-pci, which ran right after it).
+  bench-result: ROUND DEVICE OURS_BDF bench-pair: ROW OPS_PER_BATCH OURS_NS UP_NS RATIO,RATIO,...
+  bench-result: ROUND DEVICE OURS_BDF bench-faults: ROW DRIVER minflt=N [pte=N pmd=N pud=N ...]
+  bench-result: ROUND DEVICE OURS_BDF bench-note: ROW DRIVER TEXT
+  bench-result: ROUND DEVICE OURS_BDF not ok ...
+Per row: the median ns/op of each driver (median over rounds of the per-round medians), the
+median of all pair ratios ours/upstream (each pair: two adjacent batches, one per driver, on the
+two twins open at once), the min-max of the per-round median ratios (the spread a reader should
+check), and the median ratio by which twin was ours (placement bias, cancelled by the swap).
 """
 import re
 import statistics
@@ -31,7 +34,8 @@ WHAT = {
     "intx_loopback": "INTx loopback trigger -> eventfd read",
     "intx_edu_round_trip": "edu raises INTx -> eventfd -> ack -> unmask",
     "map_touch_1024m_aligned": "mmap 1 GiB BAR (1 GiB-aligned) + read every 4K page + munmap",
-    "map_touch_1024m_null_hint": "mmap 1 GiB BAR (NULL hint) + read every 4K page + munmap",
+    "map_touch_1024m_null_hint": "mmap 1 GiB BAR (NULL hint), read every 4K page: time per "
+                                 "BAR, touched in 4 MiB chunks alternating between the drivers",
     "zap_refault_1024m": "COMMAND.MEM off/on (zap) + read every 4K page again",
 }
 
@@ -45,85 +49,131 @@ def fmt_ns(ns):
 
 def main():
     log, host, md, png = sys.argv[1:5]
-    info, times, faults, notes, failures = [], {}, {}, {}, []
+    info, failures = [], []
+    # (dev, row) -> round -> dict(ours, up, ratios, twin)
+    pairs, faults, notes, pins = {}, {}, {}, {}
     for line in open(log, errors="replace"):
         line = line.strip()
         if line.startswith("bench-info: "):
             info.append(line[len("bench-info: "):])
             continue
-        m = re.match(r"bench-result: (\S+) (\S+) (\d+) (.*)", line)
+        m = re.match(r"bench-result: (\d+) (\S+) (\S+) (.*)", line)
         if not m:
             continue
-        drv, dev, rnd, rest = m.group(1), m.group(2), int(m.group(3)), m.group(4)
-        if rest.startswith("not ok"):
-            failures.append(f"{drv} {dev} round {rnd}: {rest}")
-        elif m2 := re.match(r"bench: (\S+) (\S+) (\d+)", rest):
-            times.setdefault((dev, m2.group(1)), {}).setdefault(drv, {})[rnd] = float(m2.group(2))
-        elif m2 := re.match(r"bench-faults: (\S+) (.*)", rest):
-            kv = dict(x.split("=") for x in m2.group(2).split())
-            faults.setdefault((dev, m2.group(1)), {}).setdefault(drv, []).append(kv)
-        elif m2 := re.match(r"bench-note: (\S+) (.*)", rest):
-            notes.setdefault((dev, m2.group(1)), {})[drv] = m2.group(2)
-    if not times:
+        rnd, dev, twin, rest = int(m.group(1)), m.group(2), m.group(3), m.group(4)
+        if m2 := re.match(r"bench-pin: (\S+) irq (\d+) to CPU 0: (\S+)", rest):
+            pins[m2.group(1)] = f"{m2.group(1)} irq {m2.group(2)} {m2.group(3)}"
+        elif rest.startswith("not ok"):
+            failures.append(f"{dev} round {rnd} (ours {twin}): {rest}")
+        elif m2 := re.match(r"bench-pair: (\S+) (\S+) (\S+) (\S+) (\S+)", rest):
+            ratios = [float(x) for x in m2.group(5).split(",") if x]
+            pairs.setdefault((dev, m2.group(1)), {})[rnd] = dict(
+                ours=float(m2.group(3)), up=float(m2.group(4)), ratios=ratios, twin=twin)
+        elif m2 := re.match(r"bench-faults: (\S+) (\S+) (.*)", rest):
+            kv = dict(x.split("=") for x in m2.group(3).split())
+            faults.setdefault((dev, m2.group(1)), {}).setdefault(m2.group(2), []).append(kv)
+        elif m2 := re.match(r"bench-note: (\S+) (\S+) (.*)", rest):
+            # The last round's notes; a row may note several lines per driver.
+            nd = notes.setdefault((dev, m2.group(1)), {})
+            if nd.get("round", rnd) != rnd:
+                nd.clear()
+            nd["round"] = rnd
+            nd[m2.group(2)] = (nd.get(m2.group(2), "") + "; " + m2.group(3)).lstrip("; ")
+    if not pairs:
         sys.exit("bench: no results in the console log")
 
     rows = []
-    for (dev, row), d in times.items():
-        ours, up = d.get(OURS, {}), d.get(UP, {})
-        pairs = [ours[r] / up[r] for r in sorted(ours) if r in up and up[r] > 0]
-        if not pairs:
+    for (dev, row), by_round in pairs.items():
+        rs = [r for r in by_round.values() if r["ratios"]]
+        if not rs:
             continue
-        rows.append(
-            dict(
-                dev=dev,
-                row=row,
-                ours=statistics.median(ours.values()),
-                up=statistics.median(up.values()),
-                ratio=statistics.median(pairs),
-                lo=min(pairs),
-                hi=max(pairs),
-                n=len(pairs),
-            )
-        )
+        per_round = [statistics.median(r["ratios"]) for r in rs]
+        twins = sorted({r["twin"] for r in rs})
+        by_twin = [statistics.median([x for r in rs if r["twin"] == t for x in r["ratios"]])
+                   for t in twins]
+        rows.append(dict(
+            dev=dev, row=row,
+            ours=statistics.median(r["ours"] for r in rs),
+            up=statistics.median(r["up"] for r in rs),
+            # With both twins as ours, the geometric mean of the two by-twin medians: a slot's
+            # own speed multiplies both drivers' times and cancels. Else the pooled median.
+            ratio=(statistics.geometric_mean(by_twin) if len(by_twin) == 2
+                   else statistics.median(x for r in rs for x in r["ratios"])),
+            lo=min(per_round), hi=max(per_round), by_twin=by_twin,
+            pairs=sum(len(r["ratios"]) for r in rs), n=len(rs),
+        ))
     order = list(WHAT)
     rows.sort(key=lambda r: (order.index(r["row"]) if r["row"] in order else 99, r["dev"]))
 
     text = ["# vfio_pci_rs vs upstream vfio-pci: benchmarks", ""]
-    text += ["Produced by `make bench`. Under TCG absolute times mean little: the ratio column "
-             "(median over rounds of ours/upstream, the two drivers' runs of a round next to "
-             "each other) is the figure; below 1.00 vfio_pci_rs is faster.", ""]
+    text += ["Produced by `make bench`. Under TCG absolute times mean little: the ratio column is "
+             "the figure; below 1.00 vfio_pci_rs is faster. Method: the guest has two twins of "
+             "each device model; in every round one twin is bound to vfio_pci_rs and the other "
+             "to vfio-pci at the same time, and one process alternates small batches of the "
+             "row's operation between the two open devices (ours, upstream, upstream, ours, ...). "
+             "A pair's ratio is its two adjacent batches' time per operation, ours/upstream, so "
+             "host noise (other tenants of a shared machine) hits both sides alike. *ratio*: "
+             "the geometric mean of the two *by twin* medians (a slot's own speed, e.g. a shared "
+             "interrupt line, scales both drivers' times there and cancels out); *round min-max*: the smallest and largest per-round "
+             "median ratio; *by twin*: the median ratio with the first / the second twin as "
+             "ours (which twin is ours swaps every round, so placement cancels out); *pairs x "
+             "rounds*: how many pair ratios went in. The ns columns are medians per operation.",
+             ""]
     text += ["## Setup", ""]
     text += [f"- {l}" for l in open(host).read().splitlines()]
     text += [f"- {l}" for l in info]
+    if pins:
+        text.append(f"- INTx lines pinned to CPU 0: {', '.join(v for _, v in sorted(pins.items()))}")
     text += ["", "## Results", ""]
-    text += ["| device | row | what | vfio_pci_rs | vfio-pci | ratio | min-max | rounds |",
-             "|---|---|---|---:|---:|---:|---|---:|"]
+    text += ["| device | row | what | vfio_pci_rs | vfio-pci | ratio | round min-max | by twin | "
+             "pairs x rounds |", "|---|---|---|---:|---:|---:|---|---|---:|"]
     for r in rows:
+        tw = " / ".join(f"{x:.2f}" for x in r["by_twin"])
         text.append(
             f"| {r['dev']} | {r['row']} | {WHAT.get(r['row'], '')} | {fmt_ns(r['ours'])} | "
-            f"{fmt_ns(r['up'])} | **{r['ratio']:.2f}** | {r['lo']:.2f}-{r['hi']:.2f} | {r['n']} |"
+            f"{fmt_ns(r['up'])} | **{r['ratio']:.2f}** | {r['lo']:.2f}-{r['hi']:.2f} | {tw} | "
+            f"{r['pairs'] // max(r['n'], 1)} x {r['n']} |"
         )
     worst = max(rows, key=lambda r: r["ratio"])
     slower = [r for r in rows if r["ratio"] > 1.0]
+    spread = max(r["hi"] / r["lo"] for r in rows if r["lo"] > 0)
     text += ["", f"Worst ratio: {worst['ratio']:.2f} ({worst['dev']} {worst['row']}); "
-             f"rows above 1.00: {', '.join(r['dev'] + ' ' + r['row'] for r in slower) or 'none'}."]
+             f"rows above 1.00: {', '.join(r['dev'] + ' ' + r['row'] for r in slower) or 'none'}. "
+             f"Widest round spread (max/min of the per-round medians): {spread:.2f}x.",
+             "", "Instruction counts per operation (the profile of where each driver spends its "
+             "time) are in `profile.md`."]
 
     if faults:
-        text += ["", "## Faults per operation (medians)", "",
+        text += ["", "## Faults per operation (medians over rounds)", "",
                  "Page faults of the process (`minflt`, both drivers) and, for vfio_pci_rs, the "
                  "driver's fault counters by order (debugfs).", "",
                  "| device | row | vfio-pci minflt | vfio_pci_rs minflt | ours PTE | ours PMD | "
                  "ours PUD | ours fallback |", "|---|---|---:|---:|---:|---:|---:|---:|"]
+        verdicts = []
         for (dev, row), d in sorted(faults.items()):
             def med(drv, key):
                 v = [float(x[key]) for x in d.get(drv, []) if key in x]
-                return f"{statistics.median(v):g}" if v else "-"
-            text.append(f"| {dev} | {row} | {med(UP, 'minflt')} | {med(OURS, 'minflt')} | "
-                        f"{med(OURS, 'pte')} | {med(OURS, 'pmd')} | {med(OURS, 'pud')} | "
-                        f"{med(OURS, 'fallback')} |")
+                return statistics.median(v) if v else None
+            def f(x):
+                return "-" if x is None else f"{x:g}"
+            text.append(f"| {dev} | {row} | {f(med(UP, 'minflt'))} | {f(med(OURS, 'minflt'))} | "
+                        f"{f(med(OURS, 'pte'))} | {f(med(OURS, 'pmd'))} | {f(med(OURS, 'pud'))} | "
+                        f"{f(med(OURS, 'fallback'))} |")
+            if row.startswith("map_touch_") and row.endswith("_aligned"):
+                pud, pmd, pte = med(OURS, "pud"), med(OURS, "pmd"), med(OURS, "pte")
+                if pud == 1 and not pmd and not pte:
+                    verdict = "fully mapped by 1 PUD fault per map + touch"
+                else:
+                    verdict = (f"mapped by {f(pud)} PUD, {f(pmd)} PMD and {f(pte)} PTE faults "
+                               "per map + touch (see the layout notes below for why)")
+                verdicts.append(f"\nAligned BAR ({dev} {row}) under vfio_pci_rs: {verdict}.")
+        text += verdicts
+    if notes:
+        text += ["", "## Notes (last round)", ""]
         for (dev, row), d in sorted(notes.items()):
             for drv, note in sorted(d.items()):
-                text.append(f"\n{dev} {row} under {drv} (last round): {note}")
+                if drv != "round":
+                    text.append(f"- {dev} {row} under {drv}: {note}")
     if failures:
         text += ["", "## Failed operations", ""] + [f"- {f}" for f in failures]
     text += ["", "![ratio chart](results.png)", ""]
@@ -144,18 +194,22 @@ def chart(rows, info, png):
     ratios = [r["ratio"] for r in rows]
     err = [[r["ratio"] - r["lo"] for r in rows], [r["hi"] - r["ratio"] for r in rows]]
     colors = ["#2e8b57" if x <= 1.0 else "#c0392b" for x in ratios]
-    fig, ax = plt.subplots(figsize=(10, 0.42 * len(rows) + 1.6))
-    y = range(len(rows))
-    ax.barh(y, ratios, xerr=err, color=colors, capsize=3, ecolor="#555")
+    fig, ax = plt.subplots(figsize=(10, 0.36 * len(rows) + 1.8))
+    y = list(range(len(rows)))
+    # Bars grow from 1.00 (parity) to the ratio, so faster and slower read off at a glance.
+    ax.barh(y, [x - 1.0 for x in ratios], left=1.0, xerr=err, color=colors, capsize=3,
+            ecolor="#555")
     ax.axvline(1.0, color="black", linewidth=1)
-    for i, x in enumerate(ratios):
-        ax.text(x + 0.02, i, f"{x:.2f}", va="center", fontsize=8)
-    ax.set_yticks(list(y), labels, fontsize=8)
+    for i, r in enumerate(rows):
+        ax.text(max(r["hi"], r["ratio"]) + 0.01, i, f"{r['ratio']:.2f}", va="center", fontsize=8)
+    ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
-    # Whiskers of a noisy round may run far out; cap the axis so the medians stay readable.
-    ax.set_xlim(0, min(2.5, max(1.3, max(r["hi"] for r in rows) + 0.15)))
-    ax.set_xlabel("time ratio vfio_pci_rs / vfio-pci (median over rounds; bar: min-max)  "
-                  "< 1.00: vfio_pci_rs faster")
+    # Cap the axis so a far whisker cannot squash the rest.
+    lo = max(0.0, min(r["lo"] for r in rows) - 0.05)
+    ax.set_xlim(min(lo, 0.9), min(2.5, max(1.1, max(r["hi"] for r in rows) + 0.08)))
+    ax.set_xlabel("time ratio vfio_pci_rs / vfio-pci: < 1.00 vfio_pci_rs faster\n"
+                  "(median of interleaved batch pairs, both twin placements; whisker: per-round "
+                  "min-max)", fontsize=9)
     kern = next((i for i in info if i.startswith("guest_kernel")), "")
     ax.set_title(f"vfio_pci_rs vs vfio-pci under QEMU TCG ({kern.split(' (')[0]})", fontsize=10)
     fig.tight_layout()

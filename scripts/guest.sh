@@ -20,6 +20,14 @@ nvme_img="$out/nvme.img"
 monitor=(-monitor none) extra=()
 [ -n "${VPR_QEMU_MONITOR:-}" ] && monitor=(-monitor "unix:$VPR_QEMU_MONITOR,server,nowait")
 [ "$mode" = stress ] && extra=(-device pcie-root-port,id=rp7,chassis=7,slot=7 -device e1000e,id=hp0,bus=rp7)
+# Bench mode only: a twin of each bench device (edu, ivshmem-plain with its own 1 GiB memdev,
+# pci-testdev), each on its own root port after the others (so the first set keeps its BDFs), so
+# the bench can drive one twin under each driver at once (tests/guest/bench.sh).
+[ "$mode" = bench ] && extra=(
+	-device pcie-root-port,id=rp8,chassis=8,slot=8 -device edu,bus=rp8
+	-device pcie-root-port,id=rp9,chassis=9,slot=9
+	-object memory-backend-ram,id=ivshm2,size=1G -device ivshmem-plain,memdev=ivshm2,bus=rp9
+	-device pcie-root-port,id=rp10,chassis=10,slot=10 -device pci-testdev,bus=rp10)
 
 start=$(date +%s.%N)
 set +e

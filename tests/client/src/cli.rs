@@ -29,9 +29,11 @@ subcommands:
              entry/exit (mappings SIGBUS while entered), VF token
   all        info, bar-rw, config, mmap and hot-reset in sequence
   compare    diff the transcripts in two --dump directories
-  bench      time the hot paths for `make bench` (open/close, reset, config and
-             BAR pread/pwrite, interrupts, faulting the BAR in, zap/refault);
-             prints `bench: ROW NS_PER_OP COUNT` lines. `bench BDF ROW N` runs
+  bench      `bench OURS UP`: time the hot paths for `make bench` (open/close,
+             reset, config and BAR pread/pwrite, interrupts, faulting the BAR
+             in, zap/refault) on two twin devices, OURS bound to vfio_pci_rs and
+             UP to vfio-pci, in interleaved batches; prints `bench-pair: ROW
+             BATCH OURS_NS UP_NS RATIO,...` lines. `bench BDF ROW N` runs
              only ROW, N times, between two profile markers (cpuid, eax
              0x56505200) that bench/prof/insncount.c counts instructions between
   fuzz       seeded random device-fd calls, one outcome line per call in FILE
@@ -88,12 +90,19 @@ pub enum Command {
         /// How long to wait for the request.
         secs: u64,
     },
-    /// Time the hot paths for `make bench`.
+    /// Time the hot paths for `make bench` on two twin devices, interleaved.
+    BenchPair {
+        /// The device bound to vfio_pci_rs.
+        ours: String,
+        /// Its twin, bound to upstream vfio-pci.
+        up: String,
+    },
+    /// Profile one row on one device (`bench/prof`).
     Bench {
         /// PCI address.
         bdf: String,
-        /// Profile one row: its name and how many operations.
-        prof: Option<(String, u32)>,
+        /// The row and how many operations.
+        prof: (String, u32),
     },
     /// Seeded differential fuzzing of the device fd.
     Fuzz {
@@ -149,18 +158,18 @@ pub fn parse<I: IntoIterator<Item = String>>(args: I) -> Result<Command, String>
         "bench" => {
             let rest: Vec<String> = it.collect();
             return match rest.as_slice() {
-                [b] if valid_bdf(b) => Ok(Command::Bench {
-                    bdf: b.clone(),
-                    prof: None,
+                [a, b] if valid_bdf(a) && valid_bdf(b) && a != b => Ok(Command::BenchPair {
+                    ours: a.clone(),
+                    up: b.clone(),
                 }),
                 [b, row, n] if valid_bdf(b) => match n.parse() {
                     Ok(n) => Ok(Command::Bench {
                         bdf: b.clone(),
-                        prof: Some((row.clone(), n)),
+                        prof: (row.clone(), n),
                     }),
                     Err(_) => Err("bench BDF ROW N: N is a count".into()),
                 },
-                _ => Err("bench takes one PCI address [ROW N]".into()),
+                _ => Err("bench takes two distinct PCI addresses, or BDF ROW N".into()),
             };
         }
         "info" => vec![Sub::Info],
@@ -309,6 +318,28 @@ mod tests {
         assert!(p("hold 0000:00:03.0 x").is_err());
         assert!(p("hold 0000:00:03.0 1 2").is_err());
         assert!(p("info 0000:00:03.0 5").is_err());
+    }
+
+    #[test]
+    fn parses_bench() {
+        assert_eq!(
+            p("bench 0000:01:00.0 0000:07:00.0"),
+            Ok(Command::BenchPair {
+                ours: "0000:01:00.0".into(),
+                up: "0000:07:00.0".into()
+            })
+        );
+        assert_eq!(
+            p("bench 0000:01:00.0 config_pread4 100"),
+            Ok(Command::Bench {
+                bdf: "0000:01:00.0".into(),
+                prof: ("config_pread4".into(), 100)
+            })
+        );
+        // One device is no longer a bench run, nor the same device twice.
+        assert!(p("bench 0000:01:00.0").is_err());
+        assert!(p("bench 0000:01:00.0 0000:01:00.0").is_err());
+        assert!(p("bench 0000:01:00.0 config_pread4 x").is_err());
     }
 
     #[test]

@@ -39,10 +39,10 @@ fn main() {
         }
         Command::Compare { a, b } => tests::compare::run(&mut k, &a, &b),
         Command::Hold { mode, bdf, secs } => tests::hold(&mut k, mode, &bdf, secs),
-        Command::Bench { bdf, prof: None } => tests::bench::run(&mut k, &bdf),
+        Command::BenchPair { ours, up } => tests::bench::run(&mut k, &ours, &up),
         Command::Bench {
             bdf,
-            prof: Some((row, n)),
+            prof: (row, n),
         } => tests::bench::prof(&mut k, &bdf, &row, n),
         Command::IrqReq { mode, bdf, secs } => tests::irq::req(&mut k, mode, &bdf, secs),
         Command::Fuzz {
