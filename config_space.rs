@@ -958,7 +958,7 @@ const fn sub(a: usize, b: usize) -> usize {
 }
 
 /// Little-endian value of `count` (<= 4) bytes of `bytes` at `off`; missing bytes read 0.
-#[inline]
+#[inline(always)]
 fn le_get(bytes: &[u8], off: usize, count: usize) -> u32 {
     // Fast path, for every in-range access: one load instead of a checked loop per byte.
     if let Some(s) = off.checked_add(count).and_then(|end| bytes.get(off..end)) {
@@ -978,7 +978,7 @@ fn le_get(bytes: &[u8], off: usize, count: usize) -> u32 {
 
 /// Stores the low `count` (<= 4) bytes of `val` little-endian at `off`; bytes out of range are
 /// dropped.
-#[inline]
+#[inline(always)]
 fn le_set(bytes: &mut [u8], off: usize, count: usize, val: u32) {
     // Fast path, for every in-range access: one store instead of a checked loop per byte.
     // The widths are spelled out so each is one fixed-size store (a length-generic
@@ -1038,6 +1038,7 @@ fn init_read<B: ConfigBackend>(b: &mut B, off: usize, width: Width) -> Result<u3
 
 /// Reads through `pci_user_read_config_*` semantics: misaligned offsets fail with `EINVAL`
 /// without touching the device, registers beyond 4095 with `EINVAL`.
+#[inline(always)]
 fn user_read<B: ConfigBackend>(b: &mut B, off: usize, width: Width) -> Result<u32, Errno> {
     if !width.aligned(off) {
         return Err(Errno::EINVAL);
@@ -1046,6 +1047,7 @@ fn user_read<B: ConfigBackend>(b: &mut B, off: usize, width: Width) -> Result<u3
 }
 
 /// Common part of [`init_read`] and [`user_read`] for aligned offsets.
+#[inline(always)]
 fn phys_read<B: ConfigBackend>(b: &mut B, off: usize, width: Width) -> Result<u32, Errno> {
     if add(off, width.bytes()) > CFG_SPACE_EXP_SIZE {
         return Err(Errno::EINVAL);
@@ -1055,6 +1057,7 @@ fn phys_read<B: ConfigBackend>(b: &mut B, off: usize, width: Width) -> Result<u3
 }
 
 /// Writes through `pci_user_write_config_*` semantics.
+#[inline(always)]
 fn user_write<B: ConfigBackend>(
     b: &mut B,
     off: usize,
@@ -1650,6 +1653,9 @@ impl ConfigSpace {
         write: bool,
     ) -> Result<usize, Errno> {
         let mut pos = pos & VFIO_PCI_OFFSET_MASK;
+        if let Some(done) = self.rw_basic_fast(backend, pos, buf, write) {
+            return done;
+        }
         let mut done = 0usize;
         while let Some(rest) = buf.get_mut(done..) {
             if rest.is_empty() {
@@ -1660,6 +1666,59 @@ impl ConfigSpace {
             pos = pos.saturating_add(n as u64);
         }
         Ok(done)
+    }
+
+    /// Fast path of [`Self::rw`] for the most common access: one naturally aligned 1-, 2- or
+    /// 4-byte register of the standard header (the first 64 bytes, all of the basic
+    /// capability). It makes the one chunk [`Self::rw_single`] would make for it (offset
+    /// `pos`, the basic permissions) without the general chunking and permission lookup, and
+    /// calls the same handler, so the answer and the side effects are the same. `None` for
+    /// anything else (then nothing was done).
+    #[inline]
+    fn rw_basic_fast<B: ConfigBackend>(
+        &mut self,
+        b: &mut B,
+        pos: u64,
+        buf: &mut [u8],
+        write: bool,
+    ) -> Option<Result<usize, Errno>> {
+        let count = buf.len();
+        if !matches!(count, 1 | 2 | 4) || pos % count as u64 != 0 {
+            return None;
+        }
+        // Inside the header, which is inside config space (`rw_single`'s EFAULT check passes).
+        let pos = usize::try_from(pos).ok()?;
+        let end = pos.checked_add(count)?;
+        if end > STD_HEADER_SIZEOF || end > self.cfg_size {
+            return None;
+        }
+        // The chunk `rw_single` makes: the whole access, inside one capability, the basic one.
+        let basic = match self.map.get(pos..end)? {
+            [a] => *a == CAP_ID_BASIC,
+            [a, b] => *a == CAP_ID_BASIC && *b == CAP_ID_BASIC,
+            [a, b, c, d] => [*a, *b, *c, *d] == [CAP_ID_BASIC; 4],
+            _ => false,
+        };
+        if !basic {
+            return None;
+        }
+        let c = Chunk {
+            pos,
+            count,
+            offset: pos,
+        };
+        if write {
+            let val = le_get(buf, 0, count);
+            if let Err(e) = self.basic_write(b, &BASIC_BITS, c, val) {
+                return Some(Err(e));
+            }
+        } else {
+            match self.basic_read(b, &BASIC_BITS, c) {
+                Ok(val) => le_set(buf, 0, count, val),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(count))
     }
 
     /// `vfio_pci_cap_remaining_dword` (1872-1882).
@@ -1856,6 +1915,7 @@ impl ConfigSpace {
     }
 
     /// `vfio_default_config_read` (175-199).
+    #[inline]
     fn default_read<B: ConfigBackend>(
         &mut self,
         b: &mut B,
@@ -1873,6 +1933,7 @@ impl ConfigSpace {
     }
 
     /// `vfio_basic_config_read` (526-545).
+    #[inline]
     fn basic_read<B: ConfigBackend>(
         &mut self,
         b: &mut B,
