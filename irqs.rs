@@ -354,7 +354,7 @@ impl Irqs {
             } else {
                 None
             };
-            if let Mode::Intx(intx) = &st.mode {
+            if let Mode::Intx(intx) = &mut st.mode {
                 intx.set_trigger(trigger);
             } else {
                 let intx = Intx::enable(dev.pdev(), st.pci_2_3, st.virq_disabled, trigger)?;
