@@ -1683,7 +1683,7 @@ impl ConfigSpace {
         write: bool,
     ) -> Option<Result<usize, Errno>> {
         let count = buf.len();
-        if !matches!(count, 1 | 2 | 4) || pos % count as u64 != 0 {
+        if !matches!(count, 1 | 2 | 4) || pos & (count as u64).wrapping_sub(1) != 0 {
             return None;
         }
         // Inside the header, which is inside config space (`rw_single`'s EFAULT check passes).
