@@ -969,6 +969,13 @@ fn le_get(bytes: &[u8], off: usize, count: usize) -> u32 {
             _ => {}
         }
     }
+    le_get_slow(bytes, off, count)
+}
+
+/// [`le_get`] for an access that is not entirely in range (out of line: never on a hot path).
+#[cold]
+#[inline(never)]
+fn le_get_slow(bytes: &[u8], off: usize, count: usize) -> u32 {
     let mut b = [0u8; 4];
     for (i, slot) in b.iter_mut().enumerate().take(count) {
         *slot = bytes.get(add(off, i)).copied().unwrap_or(0);
@@ -1004,6 +1011,13 @@ fn le_set(bytes: &mut [u8], off: usize, count: usize, val: u32) {
             _ => {}
         }
     }
+    le_set_slow(bytes, off, count, val);
+}
+
+/// [`le_set`] for an access that is not entirely in range (out of line: never on a hot path).
+#[cold]
+#[inline(never)]
+fn le_set_slow(bytes: &mut [u8], off: usize, count: usize, val: u32) {
     for (i, v) in val.to_le_bytes().iter().enumerate().take(count) {
         if let Some(slot) = bytes.get_mut(add(off, i)) {
             *slot = *v;
@@ -1926,10 +1940,23 @@ impl ConfigSpace {
         let virt = le_get(bits.virt, c.offset, c.count);
         // Any non-virtualized bits?
         if virt != c.width().mask() {
-            let phys = user_read(b, c.pos, c.width())?;
-            return Ok((phys & !virt) | (val & virt));
+            return Self::merge_phys(b, c, val, virt);
         }
         Ok(val)
+    }
+
+    /// The hardware part of [`Self::default_read`]: the non-virtualized bits from the device,
+    /// the virtualized ones from `val`. Out of line, so that a fully virtualized read (the
+    /// IDs, the BARs) does not pay for the hardware access's frame.
+    #[inline(never)]
+    fn merge_phys<B: ConfigBackend>(
+        b: &mut B,
+        c: Chunk,
+        val: u32,
+        virt: u32,
+    ) -> Result<u32, Errno> {
+        let phys = user_read(b, c.pos, c.width())?;
+        Ok((phys & !virt) | (val & virt))
     }
 
     /// `vfio_basic_config_read` (526-545).
