@@ -68,14 +68,17 @@ impl<'a> ConfigHw<'a> {
 }
 
 impl ConfigBackend for ConfigHw<'_> {
+    #[inline]
     fn hw_read(&mut self, offset: u16, width: Width) -> Result<u32, Errno> {
         rawpci::user_read_config(self.dev.pdev(), offset, width.bytes()).map_err(to_errno)
     }
 
+    #[inline]
     fn hw_write(&mut self, offset: u16, width: Width, value: u32) -> Result<(), Errno> {
         rawpci::user_write_config(self.dev.pdev(), offset, width.bytes(), value).map_err(to_errno)
     }
 
+    #[inline]
     fn memory_write_lock(&mut self, zap: bool) {
         self.memory = Some(if zap {
             self.dev.zap_and_write_memory(self.vfio)
@@ -84,6 +87,7 @@ impl ConfigBackend for ConfigHw<'_> {
         });
     }
 
+    #[inline]
     fn memory_write_unlock(&mut self, memory_enabled: Option<bool>) {
         if let (Some(mem), Some(enabled)) = (self.memory.as_mut(), memory_enabled) {
             mem.set_decode(enabled);

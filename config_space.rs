@@ -958,7 +958,7 @@ const fn sub(a: usize, b: usize) -> usize {
 }
 
 /// Little-endian value of `count` (<= 4) bytes of `bytes` at `off`; missing bytes read 0.
-#[inline]
+#[inline(always)]
 fn le_get(bytes: &[u8], off: usize, count: usize) -> u32 {
     // Fast path, for every in-range access: one load instead of a checked loop per byte.
     if let Some(s) = off.checked_add(count).and_then(|end| bytes.get(off..end)) {
@@ -969,6 +969,13 @@ fn le_get(bytes: &[u8], off: usize, count: usize) -> u32 {
             _ => {}
         }
     }
+    le_get_slow(bytes, off, count)
+}
+
+/// [`le_get`] for an access that is not entirely in range (out of line: never on a hot path).
+#[cold]
+#[inline(never)]
+fn le_get_slow(bytes: &[u8], off: usize, count: usize) -> u32 {
     let mut b = [0u8; 4];
     for (i, slot) in b.iter_mut().enumerate().take(count) {
         *slot = bytes.get(add(off, i)).copied().unwrap_or(0);
@@ -978,7 +985,7 @@ fn le_get(bytes: &[u8], off: usize, count: usize) -> u32 {
 
 /// Stores the low `count` (<= 4) bytes of `val` little-endian at `off`; bytes out of range are
 /// dropped.
-#[inline]
+#[inline(always)]
 fn le_set(bytes: &mut [u8], off: usize, count: usize, val: u32) {
     // Fast path, for every in-range access: one store instead of a checked loop per byte.
     // The widths are spelled out so each is one fixed-size store (a length-generic
@@ -1004,6 +1011,13 @@ fn le_set(bytes: &mut [u8], off: usize, count: usize, val: u32) {
             _ => {}
         }
     }
+    le_set_slow(bytes, off, count, val);
+}
+
+/// [`le_set`] for an access that is not entirely in range (out of line: never on a hot path).
+#[cold]
+#[inline(never)]
+fn le_set_slow(bytes: &mut [u8], off: usize, count: usize, val: u32) {
     for (i, v) in val.to_le_bytes().iter().enumerate().take(count) {
         if let Some(slot) = bytes.get_mut(add(off, i)) {
             *slot = *v;
@@ -1038,6 +1052,7 @@ fn init_read<B: ConfigBackend>(b: &mut B, off: usize, width: Width) -> Result<u3
 
 /// Reads through `pci_user_read_config_*` semantics: misaligned offsets fail with `EINVAL`
 /// without touching the device, registers beyond 4095 with `EINVAL`.
+#[inline(always)]
 fn user_read<B: ConfigBackend>(b: &mut B, off: usize, width: Width) -> Result<u32, Errno> {
     if !width.aligned(off) {
         return Err(Errno::EINVAL);
@@ -1046,6 +1061,7 @@ fn user_read<B: ConfigBackend>(b: &mut B, off: usize, width: Width) -> Result<u3
 }
 
 /// Common part of [`init_read`] and [`user_read`] for aligned offsets.
+#[inline(always)]
 fn phys_read<B: ConfigBackend>(b: &mut B, off: usize, width: Width) -> Result<u32, Errno> {
     if add(off, width.bytes()) > CFG_SPACE_EXP_SIZE {
         return Err(Errno::EINVAL);
@@ -1055,6 +1071,7 @@ fn phys_read<B: ConfigBackend>(b: &mut B, off: usize, width: Width) -> Result<u3
 }
 
 /// Writes through `pci_user_write_config_*` semantics.
+#[inline(always)]
 fn user_write<B: ConfigBackend>(
     b: &mut B,
     off: usize,
@@ -1650,6 +1667,9 @@ impl ConfigSpace {
         write: bool,
     ) -> Result<usize, Errno> {
         let mut pos = pos & VFIO_PCI_OFFSET_MASK;
+        if let Some(done) = self.rw_basic_fast(backend, pos, buf, write) {
+            return done;
+        }
         let mut done = 0usize;
         while let Some(rest) = buf.get_mut(done..) {
             if rest.is_empty() {
@@ -1660,6 +1680,59 @@ impl ConfigSpace {
             pos = pos.saturating_add(n as u64);
         }
         Ok(done)
+    }
+
+    /// Fast path of [`Self::rw`] for the most common access: one naturally aligned 1-, 2- or
+    /// 4-byte register of the standard header (the first 64 bytes, all of the basic
+    /// capability). It makes the one chunk [`Self::rw_single`] would make for it (offset
+    /// `pos`, the basic permissions) without the general chunking and permission lookup, and
+    /// calls the same handler, so the answer and the side effects are the same. `None` for
+    /// anything else (then nothing was done).
+    #[inline]
+    fn rw_basic_fast<B: ConfigBackend>(
+        &mut self,
+        b: &mut B,
+        pos: u64,
+        buf: &mut [u8],
+        write: bool,
+    ) -> Option<Result<usize, Errno>> {
+        let count = buf.len();
+        if !matches!(count, 1 | 2 | 4) || pos & (count as u64).wrapping_sub(1) != 0 {
+            return None;
+        }
+        // Inside the header, which is inside config space (`rw_single`'s EFAULT check passes).
+        let pos = usize::try_from(pos).ok()?;
+        let end = pos.checked_add(count)?;
+        if end > STD_HEADER_SIZEOF || end > self.cfg_size {
+            return None;
+        }
+        // The chunk `rw_single` makes: the whole access, inside one capability, the basic one.
+        let basic = match self.map.get(pos..end)? {
+            [a] => *a == CAP_ID_BASIC,
+            [a, b] => *a == CAP_ID_BASIC && *b == CAP_ID_BASIC,
+            [a, b, c, d] => [*a, *b, *c, *d] == [CAP_ID_BASIC; 4],
+            _ => false,
+        };
+        if !basic {
+            return None;
+        }
+        let c = Chunk {
+            pos,
+            count,
+            offset: pos,
+        };
+        if write {
+            let val = le_get(buf, 0, count);
+            if let Err(e) = self.basic_write(b, &BASIC_BITS, c, val) {
+                return Some(Err(e));
+            }
+        } else {
+            match self.basic_read(b, &BASIC_BITS, c) {
+                Ok(val) => le_set(buf, 0, count, val),
+                Err(e) => return Some(Err(e)),
+            }
+        }
+        Some(Ok(count))
     }
 
     /// `vfio_pci_cap_remaining_dword` (1872-1882).
@@ -1856,6 +1929,7 @@ impl ConfigSpace {
     }
 
     /// `vfio_default_config_read` (175-199).
+    #[inline]
     fn default_read<B: ConfigBackend>(
         &mut self,
         b: &mut B,
@@ -1866,13 +1940,27 @@ impl ConfigSpace {
         let virt = le_get(bits.virt, c.offset, c.count);
         // Any non-virtualized bits?
         if virt != c.width().mask() {
-            let phys = user_read(b, c.pos, c.width())?;
-            return Ok((phys & !virt) | (val & virt));
+            return Self::merge_phys(b, c, val, virt);
         }
         Ok(val)
     }
 
+    /// The hardware part of [`Self::default_read`]: the non-virtualized bits from the device,
+    /// the virtualized ones from `val`. Out of line, so that a fully virtualized read (the
+    /// IDs, the BARs) does not pay for the hardware access's frame.
+    #[inline(never)]
+    fn merge_phys<B: ConfigBackend>(
+        b: &mut B,
+        c: Chunk,
+        val: u32,
+        virt: u32,
+    ) -> Result<u32, Errno> {
+        let phys = user_read(b, c.pos, c.width())?;
+        Ok((phys & !virt) | (val & virt))
+    }
+
     /// `vfio_basic_config_read` (526-545).
+    #[inline]
     fn basic_read<B: ConfigBackend>(
         &mut self,
         b: &mut B,

@@ -167,6 +167,13 @@ pub(crate) struct Intx {
     _unlazy: Option<DisableUnlazy>,
     /// The shared state.
     ctx: Arc<IntxCtx>,
+    /// A second reference to the trigger, for the loopback [`Intx::send`]: the trigger only
+    /// changes through `&mut Intx` (under the interrupt configuration mutex, as every loopback
+    /// runs), so this copy equals the one under `irqlock` whenever a loopback can read it, and
+    /// the loopback needs neither `irqlock` nor a reference count (upstream reads `ctx->trigger`
+    /// under the same mutex without `irqlock` too). The interrupt paths keep using the copy
+    /// under `irqlock`.
+    loop_trigger: Option<Arc<EventFd>>,
 }
 
 impl Intx {
@@ -179,6 +186,7 @@ impl Intx {
         trigger: Option<Arc<EventFd>>,
     ) -> Result<Self> {
         let irq = irq::intx_line(pdev).ok_or(ENODEV)?;
+        let loop_trigger = trigger.clone();
         let name = CString::try_from_fmt(fmt!("vfio-intx({})", pdev.as_ref().name()))?;
         let masked = virq_disabled;
         let ctx = Arc::pin_init(
@@ -212,12 +220,14 @@ impl Intx {
             reg,
             _unlazy: unlazy,
             ctx,
+            loop_trigger,
         })
     }
 
     /// Replaces the trigger eventfd (`vfio_intx_set_signal`); once this returns, the old one
     /// is no longer signalled.
-    pub(crate) fn set_trigger(&self, trigger: Option<Arc<EventFd>>) {
+    pub(crate) fn set_trigger(&mut self, trigger: Option<Arc<EventFd>>) {
+        self.loop_trigger = trigger.clone();
         let old = core::mem::replace(&mut self.ctx.state.lock().trigger, trigger);
         if old.is_some() {
             irq::synchronize_irq(self.reg.irq());
@@ -228,7 +238,12 @@ impl Intx {
 
     /// Signals the trigger as an interrupt would (loopback), unless virtual DisINTx is set.
     pub(crate) fn send(&self) {
-        self.ctx.send();
+        if self.ctx.virq_disabled.load(Ordering::Relaxed) {
+            return;
+        }
+        if let Some(trigger) = &self.loop_trigger {
+            trigger.signal();
+        }
     }
 
     /// Masks the line (`__vfio_pci_intx_mask`); returns whether it was unmasked before.

@@ -354,7 +354,7 @@ impl Irqs {
             } else {
                 None
             };
-            if let Mode::Intx(intx) = &st.mode {
+            if let Mode::Intx(intx) = &mut st.mode {
                 intx.set_trigger(trigger);
             } else {
                 let intx = Intx::enable(dev.pdev(), st.pci_2_3, st.virq_disabled, trigger)?;
@@ -374,7 +374,41 @@ impl Irqs {
 
     /// MSI/MSI-X TRIGGER (`vfio_pci_set_msi_trigger`): disable with count 0, enable with
     /// `start + count` vectors or change eventfds, or signal (loopback).
+    ///
+    /// The loopback of an enabled index (no eventfds, not the count-0 disable) is answered
+    /// here; everything else goes to [`Self::msi_trigger_setup`], out of line, whose checks
+    /// lead to the same loopback for this case (active, so neither EINVAL applies).
+    #[inline]
     fn msi_trigger(
+        &self,
+        st: &mut IrqState,
+        dev: &VfioPciDevice,
+        index: u32,
+        start: u32,
+        count: u32,
+        data: Data<'_>,
+    ) -> Result<i32> {
+        if let Mode::Msi(msi) = &st.mode {
+            let loopback = match data {
+                Data::EventFd(_) => false,
+                Data::None => count != 0,
+                Data::Bool(_) => true,
+            };
+            if loopback && msi.msix() == (index == MSIX) {
+                let bools = match data {
+                    Data::Bool(b) => Some(b),
+                    _ => None,
+                };
+                msi.loopback(start, count, bools);
+                return Ok(0);
+            }
+        }
+        self.msi_trigger_setup(st, dev, index, start, count, data)
+    }
+
+    /// The general part of [`Self::msi_trigger`]: disable, enable, eventfd changes, errors.
+    #[inline(never)]
+    fn msi_trigger_setup(
         &self,
         st: &mut IrqState,
         dev: &VfioPciDevice,

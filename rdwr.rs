@@ -17,13 +17,7 @@
 //! it knows the BAR: a write the loop then refuses (absent BAR, offset past its end) has read
 //! the user buffer before the same `EINVAL`.
 
-use kernel::{
-    prelude::*,
-    uaccess::{
-        UserPtr,
-        UserSlice, //
-    },
-};
+use kernel::prelude::*;
 
 use crate::{
     device::{
@@ -59,13 +53,12 @@ enum Target<'a> {
 /// if it faults (some bytes may have been written, as with any user copy).
 #[inline]
 pub(crate) fn put_user_le(buf: usize, width: Width, val: u64) -> Result {
-    let mut w = UserSlice::new(UserPtr::from_addr(buf), width.bytes()).writer();
     // CAST: each arm keeps exactly the bytes of its width.
     match width {
-        Width::W8 => w.write(&(val as u8)),
-        Width::W16 => w.write(&(val as u16).to_le()),
-        Width::W32 => w.write(&(val as u32).to_le()),
-        Width::W64 => w.write(&val.to_le()),
+        Width::W8 => user::write_val(buf, &(val as u8)),
+        Width::W16 => user::write_val(buf, &(val as u16).to_le()),
+        Width::W32 => user::write_val(buf, &(val as u32).to_le()),
+        Width::W64 => user::write_val(buf, &val.to_le()),
     }
 }
 
@@ -73,12 +66,11 @@ pub(crate) fn put_user_le(buf: usize, width: Width, val: u64) -> Result {
 /// `copy_from_user`); `EFAULT` if it faults.
 #[inline]
 fn get_user_le(buf: usize, width: Width) -> Result<u64> {
-    let mut r = UserSlice::new(UserPtr::from_addr(buf), width.bytes()).reader();
     Ok(match width {
-        Width::W8 => u64::from(r.read::<u8>()?),
-        Width::W16 => u64::from(u16::from_le(r.read::<u16>()?)),
-        Width::W32 => u64::from(u32::from_le(r.read::<u32>()?)),
-        Width::W64 => u64::from_le(r.read::<u64>()?),
+        Width::W8 => u64::from(user::read_val::<u8>(buf)?),
+        Width::W16 => u64::from(u16::from_le(user::read_val::<u16>(buf)?)),
+        Width::W32 => u64::from(u32::from_le(user::read_val::<u32>(buf)?)),
+        Width::W64 => u64::from_le(user::read_val::<u64>(buf)?),
     })
 }
 

@@ -192,6 +192,7 @@ pub(crate) fn write_config_word(pdev: &pci::Device, offset: u16, val: u16) {
 }
 
 /// Config read on behalf of user space: waits while a reset blocks config access.
+#[inline]
 pub(crate) fn user_read_config(pdev: &pci::Device, offset: u16, width: usize) -> Result<u32> {
     let dev = raw(pdev);
     let off = i32::from(offset);
@@ -219,6 +220,7 @@ pub(crate) fn user_read_config(pdev: &pci::Device, offset: u16, width: usize) ->
 }
 
 /// Config write on behalf of user space.
+#[inline]
 pub(crate) fn user_write_config(pdev: &pci::Device, offset: u16, width: usize, val: u32) -> Result {
     let dev = raw(pdev);
     let off = i32::from(offset);
@@ -234,9 +236,18 @@ pub(crate) fn user_write_config(pdev: &pci::Device, offset: u16, width: usize, v
 }
 
 /// `pci_user_*` return PCIBIOS codes or negative errnos; map them as `pcibios_err_to_errno`.
+#[inline]
 fn pcibios_result(ret: i32) -> Result {
+    if ret == 0 {
+        return Ok(());
+    }
+    pcibios_error(ret)
+}
+
+/// The error of a non-zero [`pcibios_result`] (out of line: the success path is the hot one).
+#[cold]
+fn pcibios_error(ret: i32) -> Result {
     match ret {
-        0 => Ok(()),
         r if r < 0 => Err(Error::from_errno(r)),
         0x81 | 0x86 => Err(ENOENT), // FUNC_NOT_SUPPORTED, DEVICE_NOT_FOUND
         0x83 | 0x87 => Err(EINVAL), // BAD_VENDOR_ID, BAD_REGISTER_NUMBER

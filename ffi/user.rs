@@ -5,15 +5,16 @@
 //! VFIO ioctls copy a prefix of a struct (`minsz`, up to a field) and answer `argsz`, so these
 //! helpers work on byte prefixes of plain-old-data structs.
 
+use core::{
+    ffi::c_void,
+    mem::MaybeUninit, //
+};
 use kernel::{
+    bindings,
     prelude::*,
     transmute::{
         AsBytes,
         FromBytes, //
-    },
-    uaccess::{
-        UserPtr,
-        UserSlice, //
     },
 };
 
@@ -37,14 +38,65 @@ unsafe impl FromBytes for sys::vfio_irq_set {}
 // SAFETY: as above.
 unsafe impl AsBytes for sys::vfio_irq_set {}
 
+/// Copies `len` bytes from user address `from` to `to`: one `copy_from_user` call (the kernel
+/// crate's `UserSliceReader` adds an out-of-line wrapper of about 30 instructions around the
+/// same call, which the per-access paths feel). `EFAULT` if any byte faults.
+///
+/// # Safety
+///
+/// `to` must be valid for writes of `len` bytes.
+#[inline(always)]
+unsafe fn copy_in(to: *mut u8, from: usize, len: usize) -> Result {
+    // SAFETY: the caller guarantees `to` is writable for `len` bytes; `copy_from_user` checks
+    // the user range (`access_ok`) and handles faults, zeroing what it could not copy.
+    let left = unsafe { bindings::copy_from_user(to.cast(), from as *const c_void, len) };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    Ok(())
+}
+
+/// Copies `len` bytes from `from` to user address `to` (one `copy_to_user`); `EFAULT` if any
+/// byte faults (some bytes may have been written, as with any user copy).
+///
+/// # Safety
+///
+/// `from` must be valid for reads of `len` bytes.
+#[inline(always)]
+unsafe fn copy_out(to: usize, from: *const u8, len: usize) -> Result {
+    // SAFETY: the caller guarantees `from` is readable for `len` bytes; `copy_to_user` checks
+    // the user range (`access_ok`) and handles faults.
+    let left = unsafe { bindings::copy_to_user(to as *mut c_void, from.cast(), len) };
+    if left != 0 {
+        return Err(EFAULT);
+    }
+    Ok(())
+}
+
+/// Reads a `T` from user address `arg` with one fixed-size `copy_from_user` (upstream's
+/// `copy_from_user(&val, buf, sizeof(val))`).
+#[inline(always)]
+pub(crate) fn read_val<T: FromBytes>(arg: usize) -> Result<T> {
+    let mut out = MaybeUninit::<T>::uninit();
+    // SAFETY: `out` is writable for `size_of::<T>()` bytes.
+    unsafe { copy_in(out.as_mut_ptr().cast(), arg, size_of::<T>())? };
+    // SAFETY: every byte of `out` was written by the successful copy, and `T: FromBytes`
+    // accepts any byte pattern.
+    Ok(unsafe { out.assume_init() })
+}
+
+/// Writes `val` to user address `arg` with one fixed-size `copy_to_user`.
+#[inline(always)]
+pub(crate) fn write_val<T: AsBytes>(arg: usize, val: &T) -> Result {
+    write_bytes(arg, val.as_bytes())
+}
+
 /// Reads the first `len` bytes of a `T` from user address `arg` into a zeroed `T`.
 pub(crate) fn read_prefix<T: FromBytes + AsBytes + Default>(arg: usize, len: usize) -> Result<T> {
     let mut val = T::default();
     let bytes = val.as_bytes_mut();
     let len = len.min(bytes.len());
-    UserSlice::new(UserPtr::from_addr(arg), len)
-        .reader()
-        .read_slice(&mut bytes[..len])?;
+    read_bytes(arg, &mut bytes[..len])?;
     Ok(val)
 }
 
@@ -52,21 +104,19 @@ pub(crate) fn read_prefix<T: FromBytes + AsBytes + Default>(arg: usize, len: usi
 pub(crate) fn write_prefix<T: AsBytes>(arg: usize, val: &T, len: usize) -> Result {
     let bytes = val.as_bytes();
     let len = len.min(bytes.len());
-    UserSlice::new(UserPtr::from_addr(arg), len)
-        .writer()
-        .write_slice(&bytes[..len])
+    write_bytes(arg, &bytes[..len])
 }
 
 /// Writes `data` to user address `arg`.
+#[inline]
 pub(crate) fn write_bytes(arg: usize, data: &[u8]) -> Result {
-    UserSlice::new(UserPtr::from_addr(arg), data.len())
-        .writer()
-        .write_slice(data)
+    // SAFETY: `data` is readable for its length.
+    unsafe { copy_out(arg, data.as_ptr(), data.len()) }
 }
 
 /// Reads `out.len()` bytes from user address `arg`.
+#[inline]
 pub(crate) fn read_bytes(arg: usize, out: &mut [u8]) -> Result {
-    UserSlice::new(UserPtr::from_addr(arg), out.len())
-        .reader()
-        .read_slice(out)
+    // SAFETY: `out` is writable for its length.
+    unsafe { copy_in(out.as_mut_ptr(), arg, out.len()) }
 }
