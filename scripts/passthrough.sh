@@ -5,7 +5,8 @@
 # guest in mode `passthrough` (tests/guest/passthrough.sh) and prints the results of vfio_pci_rs
 # and upstream vfio-pci side by side. Output in OUT/passthrough (the test initramfs in OUT is
 # untouched). VPR_L2_DRIVERS (vfio_pci_rs,vfio-pci), VPR_L2_DEVS (nvme,igb), VPR_L2_BACKENDS (legacy,iommufd) and VPR_L2_TIMEOUT
-# (seconds per L2 run) narrow or bound the runs.
+# (seconds per L2 run) narrow or bound the runs; VPR_L2_BIOS=seabios boots L2 through SeaBIOS
+# instead of qboot.
 set -uo pipefail
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=$(realpath -m "${1:-$top/out}")/passthrough
@@ -21,7 +22,7 @@ make -s client && VPR_L2_KDIR="$l2" bash scripts/initramfs.sh "$kdir" "$out" || 
 stamp "module, client and initramfs ready ($(du -m "$out/initramfs.cpio.gz" | cut -f1) MB)"
 
 args="vpr.l2_drivers=${VPR_L2_DRIVERS:-vfio_pci_rs,vfio-pci} vpr.l2_devs=${VPR_L2_DEVS:-nvme,igb} vpr.l2_backends=${VPR_L2_BACKENDS:-legacy,iommufd}"
-args+=" vpr.l2_timeout=${VPR_L2_TIMEOUT:-900}"
+args+=" vpr.l2_timeout=${VPR_L2_TIMEOUT:-900} vpr.l2_bios=${VPR_L2_BIOS:-qboot}"
 VPR_KERNEL_ARGS="$args" VPR_GUEST_TIMEOUT=${VPR_GUEST_TIMEOUT:-14400} \
 	bash scripts/guest.sh passthrough "$kdir" "$out" >/dev/null
 stamp "guest finished"

@@ -6,7 +6,8 @@
 # works, prints L2-PASS, reboots (QEMU resets the device through VFIO) and checks again; we
 # stop QEMU after the second boot. For nvme we write a pattern before (L2 must read it) and read
 # back after what L2 wrote. Kernel parameters: vpr.l2_drivers=vfio_pci_rs,vfio-pci
-# vpr.l2_devs=nvme,igb vpr.l2_backends=legacy,iommufd vpr.l2_timeout=SECONDS (per L2 run).
+# vpr.l2_devs=nvme,igb vpr.l2_backends=legacy,iommufd vpr.l2_timeout=SECONDS (per L2 run)
+# vpr.l2_bios=qboot|seabios.
 . /bin/lib.sh
 echo "KTAP version 1"
 param() { v=$(sed -n "s/.*vpr\.$1=\([^ ]*\).*/\1/p" /proc/cmdline | tr , ' '); echo "${v:-$2}"; }
@@ -14,6 +15,10 @@ DRIVERS=$(param l2_drivers "vfio_pci_rs vfio-pci")
 DEVS=$(param l2_devs "nvme igb")
 BACKENDS=$(param l2_backends "legacy iommufd")
 L2_TIMEOUT=$(param l2_timeout 900)
+# L2's firmware: qboot (default) only loads the kernel, where SeaBIOS (vpr.l2_bios=seabios)
+# also scans for boot devices; under TCG inside TCG every firmware instruction counts.
+BIOS="-bios /usr/share/qemu/qboot.rom"
+[ "$(param l2_bios qboot)" = seabios ] && BIOS=""
 check module.load modprobe vfio_pci_rs
 check module.load_upstream modprobe vfio-pci
 now() { cut -d' ' -f1 /proc/uptime; }
@@ -30,10 +35,12 @@ nvme_io() {
 }
 
 # show LOG N: prints L2's console lines after the first N as KTAP comments on stderr (the
-# console too), live, since L2 boots take minutes under TCG inside TCG; echoes the new count.
+# console too), live, since L2 boots take minutes under TCG inside TCG, each with the seconds
+# since QEMU started (as seen here, within a second: where an L2 boot spends its time); echoes
+# the new count.
 show() {
-	total=$(wc -l <"$1")
-	[ "$total" -gt "$2" ] && sed -n "$(($2 + 1)),${total}p" "$1" | tr -d '\r' | sed 's/^/#   L2| /' >&2
+	total=$(wc -l <"$1") el=$(awk "BEGIN { printf \"%.0f\", $(now) - $t0 }")
+	[ "$total" -gt "$2" ] && sed -n "$(($2 + 1)),${total}p" "$1" | tr -d '\r' | sed "s/^/#   L2 +${el}s| /" >&2
 	echo "$total"
 }
 
@@ -54,7 +61,7 @@ l2() {
 	t0=$(now); : >"$log"
 	# -serial file: the L2 console; QEMU's own messages go to the .err file.
 	(ulimit -l unlimited; exec qemu-system-x86_64 -accel tcg -M q35 -m 256 -smp 1 -nodefaults \
-		-display none -monitor none -serial "file:$log" -kernel /l2/bzImage -initrd /l2/initrd.cpio \
+		-display none -monitor none -serial "file:$log" $BIOS -kernel /l2/bzImage -initrd /l2/initrd.cpio \
 		-append "console=ttyS0 loglevel=6 no_timer_check l2.dev=$dev l2.tok=$tok" \
 		$obj -device "$vdev") >"$log.err" 2>&1 &
 	pid=$!
