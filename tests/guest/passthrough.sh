@@ -23,13 +23,16 @@ check module.load modprobe vfio_pci_rs
 check module.load_upstream modprobe vfio-pci
 now() { cut -d' ' -f1 /proc/uptime; }
 
-# nvme_io BDF qemu-io-commands...: QEMU's userspace NVMe driver over VFIO (the admin phase can
-# hang under TCG, see clients.sh: up to 3 attempts of 60 s).
+# nvme_io BDF qemu-io-commands...: QEMU's userspace NVMe driver over VFIO. Its admin phase can
+# hang under TCG under either driver (QEMU's emulated nvme, see clients.sh): qemu_try detects
+# that hang from the nvme_* trace going quiet and retries it (up to 20 attempts).
+. /bin/clients.sh
 nvme_io() {
 	b=$1; shift
-	for try in 1 2 3; do
-		(ulimit -l unlimited; exec timeout 60 qemu-io -f raw "$@" "nvme://$b/1") >/tmp/qio.log 2>&1 && break
-	done
+	qemu_try qemu-io --trace 'nvme_*' -f raw "$@" "nvme://$b/1"
+	grep -v '^[0-9]*@[0-9.]*:' /tmp/qemu.log > /tmp/qio.log
+	echo "# qemu-io: exit $rc after $tries attempt(s), $hangs hung in the admin phase"
+	[ "$rc" = 0 ] || return 1
 	grep -qi 'verification failed\|error' /tmp/qio.log && return 1
 	[ "$(grep -cE '^(wrote|read) [0-9]+/[0-9]+ bytes' /tmp/qio.log)" = $(($# / 2)) ]
 }
