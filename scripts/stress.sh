@@ -73,32 +73,10 @@ wait $guest_up
 kill $follower 2>/dev/null
 stamp "vfio-pci guest finished"
 
-# The differential comparison of the two guests' fuzz runs, device by device, in the guests'
-# KTAP form (so the counts below include it).
-compare() {
-	local tot_rs=0 tot_up=0 tot_mm=0 k=0 a b name r
-	for a in "$share"/vfio_pci_rs.*; do
-		name=${a##*/vfio_pci_rs.} b=$share/vfio-pci.$name k=$((k + 1))
-		[ -f "$b" ] || { echo "not ok $k fuzz.compare.$name # no vfio-pci outcomes"; continue; }
-		"$top/tests/client/target/x86_64-unknown-linux-gnu/release/vfio-test" fuzz-compare "$a" "$b" \
-			>"$out/cmp" 2>&1
-		sed 's/^\([^#]\)/# \1/' "$out/cmp"
-		sed -n 's/^# mismatch class //p' "$out/cmp" >>"$out/classes"
-		r=($(sed -n 's/^fuzz-compare: lines \([0-9]*\) \([0-9]*\) compared [0-9]* mismatches \([0-9]*\)/\1 \2 \3/p' "$out/cmp"))
-		[ ${#r[@]} = 3 ] || { echo "not ok $k fuzz.compare.$name # no comparison"; continue; }
-		# The first line of each file is the layout header, not a call; the comparison covers
-		# the common prefix, so upstream must have made at least as many calls as we did.
-		tot_rs=$((tot_rs + r[0] - 1)) tot_up=$((tot_up + r[1] - 1)) tot_mm=$((tot_mm + r[2]))
-		if [ "${r[2]}" = 0 ] && [ "${r[1]}" -ge "${r[0]}" ]; then echo "ok $k fuzz.compare.$name"
-		else echo "not ok $k fuzz.compare.$name # ${r[2]} mismatching calls, lines ${r[0]} vs ${r[1]}"; fi
-	done
-	[ $k -gt 0 ] || echo "not ok 1 fuzz.compare # no outcome files from the guests"
-	awk -F': ' '{ n[$1 ": " $2] += $3 } END { for (k in n) print "# fuzz class " k ": " n[k] }' \
-		"$out/classes" 2>/dev/null | sort
-	echo "# fuzz totals: vfio_pci_rs $tot_rs calls, vfio-pci $tot_up calls, mismatches $tot_mm"
-}
-rm -f "$out/classes"
-compare >"$out/compare.txt"
+# The differential comparison of the two guests' fuzz runs, device by device, in KTAP form
+# (so the counts below include it): the same script as the guest's comparison.
+sh tests/guest/fuzz-compare.sh "$share" "$top/tests/client/target/x86_64-unknown-linux-gnu/release/vfio-test" \
+	>"$out/compare.txt"
 # One record of the run: both consoles, then the comparison.
 cat "$log" "$out/up/console-stress.log" "$out/compare.txt" | tr -d '\r' > "$out/console.txt"
 c=$out/console.txt

@@ -43,21 +43,5 @@ if [ -n "$keep" ]; then
 	rm -rf /tmp/fuzz
 	exit 0
 fi
-tot_rs=0 tot_up=0 tot_mm=0
-for bdf in $(test_bdfs); do
-	name=$(name_of "$bdf")
-	a=/tmp/fuzz/vfio_pci_rs.$name b=/tmp/fuzz/vfio-pci.$name
-	[ -f "$a" ] && [ -f "$b" ] || continue
-	vfio-test fuzz-compare "$a" "$b" > /tmp/fuzz/cmp 2>&1
-	sed 's/^\([^#]\)/# \1/' /tmp/fuzz/cmp
-	sed -n 's/^# mismatch class //p' /tmp/fuzz/cmp >> /tmp/fuzz/classes
-	set -- $(sed -n 's/^fuzz-compare: lines \([0-9]*\) \([0-9]*\) compared [0-9]* mismatches \([0-9]*\)/\1 \2 \3/p' /tmp/fuzz/cmp)
-	[ $# = 3 ] || { not_ok "fuzz.compare.$name" "no comparison"; continue; }
-	# The first line of each file is the layout header, not a call.
-	tot_rs=$((tot_rs + $1 - 1)) tot_up=$((tot_up + $2 - 1)) tot_mm=$((tot_mm + $3))
-	[ "$3" = 0 ] && ok "fuzz.compare.$name" || not_ok "fuzz.compare.$name" "$3 mismatching calls"
-done
-# Mismatch classes summed over the devices (call: ours vs upstream: count).
-cat /tmp/fuzz/classes 2>/dev/null | awk -F': ' '{ n[$1 ": " $2] += $3 } END { for (k in n) print "# fuzz class " k ": " n[k] }' | sort
-echo "# fuzz totals: vfio_pci_rs $tot_rs calls, vfio-pci $tot_up calls, mismatches $tot_mm"
+sh /bin/fuzz-compare.sh /tmp/fuzz
 rm -rf /tmp/fuzz
