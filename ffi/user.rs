@@ -38,35 +38,39 @@ unsafe impl FromBytes for sys::vfio_irq_set {}
 // SAFETY: as above.
 unsafe impl AsBytes for sys::vfio_irq_set {}
 
-/// Copies `len` bytes from user address `from` to `to`: one `copy_from_user` call (the kernel
-/// crate's `UserSliceReader` adds an out-of-line wrapper of about 30 instructions around the
-/// same call, which the per-access paths feel). `EFAULT` if any byte faults.
+/// Copies `len` bytes from user address `from` to `to`: one call of `_copy_from_user`, the
+/// out-of-line copy that C's `copy_from_user` calls on x86 (no `INLINE_COPY_USER`) after its
+/// compile-time object-size check, which a Rust slice or typed value makes moot. Calling it
+/// directly spares the `rust_helper_copy_from_user` hop: under TCG every extra call and return
+/// is a jump-cache lookup, and the per-access paths feel it (the kernel crate's
+/// `UserSliceReader` adds a further out-of-line wrapper). `EFAULT` if any byte faults.
 ///
 /// # Safety
 ///
 /// `to` must be valid for writes of `len` bytes.
 #[inline(always)]
 unsafe fn copy_in(to: *mut u8, from: usize, len: usize) -> Result {
-    // SAFETY: the caller guarantees `to` is writable for `len` bytes; `copy_from_user` checks
+    // SAFETY: the caller guarantees `to` is writable for `len` bytes; `_copy_from_user` checks
     // the user range (`access_ok`) and handles faults, zeroing what it could not copy.
-    let left = unsafe { bindings::copy_from_user(to.cast(), from as *const c_void, len) };
+    let left = unsafe { bindings::_copy_from_user(to.cast(), from as *const c_void, len) };
     if left != 0 {
         return Err(EFAULT);
     }
     Ok(())
 }
 
-/// Copies `len` bytes from `from` to user address `to` (one `copy_to_user`); `EFAULT` if any
-/// byte faults (some bytes may have been written, as with any user copy).
+/// Copies `len` bytes from `from` to user address `to` (one call of `_copy_to_user`, as
+/// [`copy_in`]); `EFAULT` if any byte faults (some bytes may have been written, as with any
+/// user copy).
 ///
 /// # Safety
 ///
 /// `from` must be valid for reads of `len` bytes.
 #[inline(always)]
 unsafe fn copy_out(to: usize, from: *const u8, len: usize) -> Result {
-    // SAFETY: the caller guarantees `from` is readable for `len` bytes; `copy_to_user` checks
+    // SAFETY: the caller guarantees `from` is readable for `len` bytes; `_copy_to_user` checks
     // the user range (`access_ok`) and handles faults.
-    let left = unsafe { bindings::copy_to_user(to as *mut c_void, from.cast(), len) };
+    let left = unsafe { bindings::_copy_to_user(to as *mut c_void, from.cast(), len) };
     if left != 0 {
         return Err(EFAULT);
     }

@@ -35,22 +35,31 @@ uint64_t qemu_plugin_insn_vaddr(const struct qemu_plugin_insn *);
 
 __attribute__((visibility("default"))) int qemu_plugin_version = 2;
 
-struct tb { uint64_t vaddr; uint64_t n; };
-struct slot { uint64_t vaddr, insns, execs; };
+struct tb { uint64_t vaddr; uint64_t n; bool indirect; };
+struct slot { uint64_t vaddr, insns, execs, lookups; };
 #define SLOTS (1u << 20)
 static struct slot *table;
 static bool on;
 static uint64_t total;
 static const char *out = "insncount.txt";
 static int round_no;
+/* The block executed last: entering the next one is a jump-cache lookup in QEMU
+ * (helper_lookup_tb_ptr) rather than a chained jump when the last one ended in an indirect
+ * branch (ret, jmp/call through a register or memory) or the next one starts on another guest
+ * page (QEMU chains direct jumps only within a page). */
+static const struct tb *prev;
+static uint64_t lookups;
 
 static void tb_exec(unsigned int vcpu, void *udata)
 {
 	struct tb *t = udata;
 	(void)vcpu;
+	bool lookup = prev && (prev->indirect || (prev->vaddr >> 12) != (t->vaddr >> 12));
+	prev = t;
 	if (!on)
 		return;
 	total += t->n;
+	lookups += lookup;
 	uint32_t h = (uint32_t)((t->vaddr * 0x9e3779b97f4a7c15ull) >> 44);
 	for (;; h = (h + 1) & (SLOTS - 1)) {
 		struct slot *s = &table[h];
@@ -58,6 +67,7 @@ static void tb_exec(unsigned int vcpu, void *udata)
 			s->vaddr = t->vaddr;
 			s->insns += t->n;
 			s->execs++;
+			s->lookups += lookup;
 			return;
 		}
 	}
@@ -76,6 +86,7 @@ static void marker(unsigned int vcpu, void *udata)
 	if (!on) {
 		memset(table, 0, sizeof(*table) * SLOTS);
 		total = 0;
+		lookups = 0;
 		on = true;
 		return;
 	}
@@ -86,10 +97,11 @@ static void marker(unsigned int vcpu, void *udata)
 	if (!f)
 		return;
 	qsort(table, SLOTS, sizeof(*table), by_insns);
-	fprintf(f, "total %llu\n", (unsigned long long)total);
+	fprintf(f, "total %llu %llu\n", (unsigned long long)total, (unsigned long long)lookups);
 	for (size_t i = 0; i < SLOTS && table[i].vaddr; i++)
-		fprintf(f, "%llx %llu %llu\n", (unsigned long long)table[i].vaddr,
-			(unsigned long long)table[i].insns, (unsigned long long)table[i].execs);
+		fprintf(f, "%llx %llu %llu %llu\n", (unsigned long long)table[i].vaddr,
+			(unsigned long long)table[i].insns, (unsigned long long)table[i].execs,
+			(unsigned long long)table[i].lookups);
 	fclose(f);
 }
 
@@ -100,6 +112,22 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 	struct tb *t = malloc(sizeof(*t));
 	t->vaddr = qemu_plugin_tb_vaddr(tb);
 	t->n = n;
+	t->indirect = false;
+	if (n) {
+		/* The last instruction: ret (C3, C2 imm16, F3 C3) or FF /2 /3 /4 /5 (call or jmp
+		 * through a register or memory), after any REX or segment prefix. */
+		uint8_t b[16] = { 0 };
+		size_t len = qemu_plugin_insn_data(qemu_plugin_tb_get_insn(tb, n - 1), b, sizeof(b));
+		size_t i = 0;
+		while (i < len && (b[i] == 0xf3 || b[i] == 0x2e || b[i] == 0x3e || (b[i] & 0xf0) == 0x40))
+			i++;
+		if (i < len && (b[i] == 0xc3 || b[i] == 0xc2 || b[i] == 0xcf))
+			t->indirect = true;
+		if (i + 1 < len && b[i] == 0xff) {
+			unsigned reg = (b[i + 1] >> 3) & 7;
+			t->indirect = reg >= 2 && reg <= 5;
+		}
+	}
 	qemu_plugin_register_vcpu_tb_exec_cb(tb, tb_exec, QEMU_PLUGIN_CB_NO_REGS, t);
 	for (size_t i = 0; i < n; i++) {
 		struct qemu_plugin_insn *insn = qemu_plugin_tb_get_insn(tb, i);

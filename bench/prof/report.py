@@ -40,13 +40,18 @@ for i, (drv, dev, row, n) in enumerate(runs):
         lines = open(f"{prefix}.{i}").read().split("\n")
     except OSError:
         continue
-    total = int(lines[0].split()[1])
-    per = collections.Counter()
+    head = lines[0].split()
+    total, lookups = int(head[1]), int(head[2])
+    per, blocks, looks = collections.Counter(), collections.Counter(), collections.Counter()
     for l in lines[1:]:
         if l:
-            va, insns, _ = l.split()
+            va, insns, execs, lk = l.split()
             per[name(int(va, 16))] += int(insns)
-    results[(dev, row, drv)] = (total / n, {k: v / n for k, v in per.items()})
+            blocks[name(int(va, 16))] += int(execs)
+            looks[name(int(va, 16))] += int(lk)
+    results[(dev, row, drv)] = (total / n, {k: v / n for k, v in per.items()},
+                                sum(blocks.values()) / n, {k: v / n for k, v in blocks.items()},
+                                lookups / n, {k: v / n for k, v in looks.items()})
 
 for dev, row in dict.fromkeys((d, r) for d, r, _ in results):
     ours = results.get((dev, row, "vfio_pci_rs"))
@@ -54,10 +59,17 @@ for dev, row in dict.fromkeys((d, r) for d, r, _ in results):
     if not ours or not up:
         continue
     print(f"\n## {dev} {row}: instructions per operation: vfio_pci_rs {ours[0]:.0f}, "
-          f"vfio-pci {up[0]:.0f}, ratio {ours[0] / up[0]:.2f}\n")
-    print("| function | vfio_pci_rs | vfio-pci | difference |\n|---|---:|---:|---:|")
+          f"vfio-pci {up[0]:.0f}, ratio {ours[0] / up[0]:.2f}; translation blocks executed "
+          f"per operation: {ours[2]:.0f} / {up[2]:.0f}, ratio {ours[2] / up[2]:.2f}; unchained "
+          f"block entries (jump-cache lookups): {ours[4]:.0f} / {up[4]:.0f}, "
+          f"ratio {ours[4] / up[4]:.2f}\n")
+    print("| function | vfio_pci_rs | vfio-pci | difference | blocks ours | blocks upstream "
+          "| lookups ours | lookups upstream |\n|---|---:|---:|---:|---:|---:|---:|---:|")
     keys = set(ours[1]) | set(up[1])
-    diff = sorted(keys, key=lambda k: -abs(ours[1].get(k, 0) - up[1].get(k, 0)))
-    for k in diff[:14]:
+    diff = sorted(keys, key=lambda k: -abs(ours[1].get(k, 0) - up[1].get(k, 0))
+                  - abs(ours[3].get(k, 0) - up[3].get(k, 0))
+                  - 5 * abs(ours[5].get(k, 0) - up[5].get(k, 0)))
+    for k in diff[:18]:
         o, u = ours[1].get(k, 0), up[1].get(k, 0)
-        print(f"| {k} | {o:.0f} | {u:.0f} | {o - u:+.0f} |")
+        print(f"| {k} | {o:.0f} | {u:.0f} | {o - u:+.0f} | {ours[3].get(k, 0):.1f} | "
+              f"{up[3].get(k, 0):.1f} | {ours[5].get(k, 0):.1f} | {up[5].get(k, 0):.1f} |")

@@ -166,7 +166,11 @@ type Op<'a> = &'a mut dyn FnMut() -> Result<(), Errno>;
 
 /// Samples `row` by `plan` on both sides (`ops[0]` on `bdfs[0]`, ours; `ops[1]` upstream) in
 /// interleaved batches and prints its `bench-pair:` (and `bench-faults:`) lines.
-fn interleave(k: &mut Ktap, row: &str, plan: Plan, bdfs: [&str; 2], mut ops: [Op; 2]) {
+fn interleave(k: &mut Ktap, row: &str, mut plan: Plan, bdfs: [&str; 2], mut ops: [Op; 2]) {
+    if let Some(x) = std::env::var("VPR_BENCH_BATCH_X").ok().and_then(|v| v.parse::<u32>().ok()) {
+        plan.batch *= x;
+        plan.pairs = (plan.pairs / x).max(8);
+    }
     let mut ns = [Vec::new(), Vec::new()];
     let mut fl = [Faults::default(), Faults::default()];
     let batch = |s: usize, ops: &mut [Op; 2]| -> Result<f64, String> {
