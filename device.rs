@@ -53,7 +53,10 @@ use crate::{
     ffi::{
         devset::DevSet,
         eventfd::EventFd,
-        io::BarMap,
+        io::{
+            BarMap,
+            PortBars, //
+        },
         mm::{
             self as ffimm,
             NewBarVma, //
@@ -221,6 +224,8 @@ pub(crate) struct VfioPciDevice {
     pdev: ARef<pci::Device>,
     #[pin]
     memory: RwSem<MemoryState>,
+    /// The I/O-port BARs of the open device, for read/write without the memory lock.
+    port_bars: PortBars,
     #[pin]
     open: Mutex<Option<OpenState>>,
     /// Interrupt configuration (`igate` and what it guards).
@@ -284,6 +289,7 @@ impl VfioPciDevice {
         try_pin_init!(Self {
             pdev: pdev.into(),
             memory <- RwSem::new(MemoryState::closed()),
+            port_bars: PortBars::new(),
             open <- new_mutex!(None),
             irqs <- Irqs::new(),
             ioeventfds <- Ioeventfds::new(),
@@ -319,6 +325,12 @@ impl VfioPciDevice {
     /// The `VFIO_DEVICE_FEATURE` state.
     pub(crate) fn features(&self) -> &Features {
         &self.features
+    }
+
+    /// The I/O-port BARs that read/write may access without the memory lock.
+    #[inline]
+    pub(crate) fn port_bars(&self) -> &PortBars {
+        &self.port_bars
     }
 
     /// Takes the memory lock for read.
@@ -471,6 +483,12 @@ impl VfioPciDevice {
                 } else {
                     BarMap::new(pdev, bar).map_err(|e| if e == ENOMEM { ENOMEM } else { EBUSY })
                 };
+                // An I/O-port BAR clear of the MSI-X table needs no lock (rdwr.rs).
+                if let Ok(map) = slot {
+                    if msix.is_none_or(|t| t.bar != bar) {
+                        self.port_bars.publish(bar, map);
+                    }
+                }
                 // Which BARs may be mmapped (upstream `vfio_pci_probe_mmaps`).
                 let flags = rawpci::resource_flags(pdev, bar);
                 let is_mem = flags & u64::from(bindings::IORESOURCE_MEM) != 0;
@@ -561,6 +579,7 @@ impl VfioPciDevice {
         {
             // No user mapping can exist: every VMA holds the device file open.
             let mut mem = self.memory.write();
+            self.port_bars.clear();
             *mem = MemoryState::closed();
         }
         drop(state.subpages);
@@ -930,12 +949,18 @@ impl VfioPciDevice {
         insert: impl FnOnce(u64, u32) -> u32,
     ) -> FaultOutcome {
         let bar = fault::region_index(req.vm_pgoff) as u32;
-        let bar_start = rawpci::resource_start(self.pdev(), bar);
+        let mem = self.memory.read();
+        // The start the BAR was claimed with (mmap wants it claimed, and it stays claimed
+        // while the device is open): no resource lookup per fault.
+        let bar_start = match mem.bar(bar) {
+            Ok(map) => map.start(),
+            Err(_) => rawpci::resource_start(self.pdev(), bar),
+        };
         let Some(pfn) = fault::plan(req, bar_start) else {
+            drop(mem);
             FaultCounters::bump(&self.counters.fallback);
             return FaultOutcome::Fallback;
         };
-        let mem = self.memory.read();
         if mem.pm_engaged() || !self.memory_accessible(&mem) {
             FaultCounters::bump(&self.counters.sigbus);
             return FaultOutcome::SigBus;

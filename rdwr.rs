@@ -110,9 +110,11 @@ impl VfioPciDevice {
     /// aligned to its width. `None` when the general loop must decide (BAR not mapped, access
     /// past its end or touching the MSI-X table, or the user buffer not readable for a write):
     /// then nothing was done and that loop repeats every check, so every error comes from it,
-    /// in its order. The memory lock is taken once, for read, around the check of memory
-    /// decode (memory BARs) and the access, as upstream's `vfio_pci_core_ioread32` and friends;
-    /// user memory is copied before taking it (write) and after dropping it (read).
+    /// in its order. I/O-port BARs published in [`crate::ffi::io::PortBars`] are accessed
+    /// without a lock, as upstream; for the others the memory lock is taken once, for read,
+    /// around the check of memory decode (memory BARs) and the access, as upstream's
+    /// `vfio_pci_core_ioread32` and friends; user memory is copied before taking it (write)
+    /// and after dropping it (read).
     #[inline]
     fn bar_rw_fast(
         &self,
@@ -128,6 +130,15 @@ impl VfioPciDevice {
         } else {
             0
         };
+        // An I/O-port BAR: no lock, as upstream (`test_mem` false); not published (a memory
+        // BAR, or one the locked path must judge) falls through to it.
+        if write {
+            if self.port_bars().write(index, pos, width, val) {
+                return Some(Ok(n));
+            }
+        } else if let Some(v) = self.port_bars().read(index, pos, width) {
+            return Some(put_user_le(buf, width, v).map(|()| n));
+        }
         let mem = self.memory_read();
         let map = mem.bar(index).ok()?;
         if !fast_in_range(map, mem.msix(), index, pos, n as u64) {

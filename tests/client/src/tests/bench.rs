@@ -727,6 +727,16 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
         }
     }
     let wait = || efd.as_ref().map_or(Err(Errno(libc::EBADF)), one_signal);
+    // fault4k: a NULL-hint mapping of the BAR (4 KiB faults), one page touched per operation.
+    let page = sys::page_size() as usize;
+    let map = match row {
+        "fault4k" => match AnyMapping::new(dev.fd, region_offset(bar), u64::from(n) * page as u64) {
+            Ok(m) => Some(m),
+            Err(e) => return k.fail("bench.prof.map", "BAR maps", e),
+        },
+        _ => None,
+    };
+    let next = std::cell::Cell::new(0usize);
     let mut b4 = [0u8; 4];
     let w = |o, v: u32| dev.write_region(0, o, &v.to_le_bytes()).map(drop);
     let mut op: Box<dyn FnMut() -> Result<(), Errno>> = match row {
@@ -735,6 +745,12 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
         "bar_pread4" => Box::new(|| dev.read_region(bar, off, &mut b4).map(drop)),
         "bar_pwrite4" => Box::new(|| dev.write_region(bar, off, &[0; 4]).map(drop)),
         "device_reset" => Box::new(|| dev.reset().map(drop)),
+        "fault4k" => Box::new(|| {
+            let m = map.as_ref().ok_or(Errno(libc::EINVAL))?;
+            let i = next.replace(next.get() + 1);
+            touch(m.0 + (i * page) % m.1, 1);
+            Ok(())
+        }),
         "msi_loopback" | "intx_loopback" => Box::new(|| {
             set_irqs(&dev, ACTION_TRIGGER | DATA_NONE, index, 1, &[])?;
             wait()
