@@ -15,6 +15,7 @@ pub(crate) mod mm;
 pub(crate) mod param;
 pub(crate) mod pci;
 pub(crate) mod rwsem;
+pub(crate) mod spinlock;
 pub(crate) mod sys;
 pub(crate) mod user;
 pub(crate) mod vfio;

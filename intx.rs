@@ -27,14 +27,16 @@ use kernel::{
     str::CString,
     sync::{
         aref::ARef,
-        new_spinlock_irq,
-        Arc,
-        SpinLockIrq, //
+        Arc, //
     },
 };
 
 use crate::ffi::{
     eventfd::EventFd,
+    spinlock::{
+        new_spinlock_irqsave,
+        SpinLockIrqSave, //
+    },
     irq::{
         self,
         DisableUnlazy,
@@ -61,7 +63,7 @@ pub(crate) struct IntxCtx {
     virq_disabled: AtomicBool,
     /// `irqlock` and what it protects.
     #[pin]
-    state: SpinLockIrq<IntxState>,
+    state: SpinLockIrqSave<IntxState>,
 }
 
 /// The state under `irqlock`.
@@ -195,10 +197,11 @@ impl Intx {
                 irq,
                 pci_2_3,
                 virq_disabled: AtomicBool::new(virq_disabled),
-                state <- new_spinlock_irq!(IntxState {
-                    masked,
-                    trigger,
-                }),
+                state <- new_spinlock_irqsave(
+                    IntxState { masked, trigger },
+                    c"IntxCtx::state",
+                    kernel::static_lock_class!(),
+                ),
             }),
             GFP_KERNEL_ACCOUNT,
         )?;

@@ -118,6 +118,11 @@ void vpr_vma_setup(struct vm_area_struct *vma, void *private_data)
 	vma->vm_ops = &vpr_mmap_ops;
 }
 
+int vpr_spin_trylock_irqsave(spinlock_t *lock, unsigned long *flags)
+{
+	return spin_trylock_irqsave(lock, *flags);
+}
+
 void vpr_init_rwsem(struct rw_semaphore *sem)
 {
 	/* One lock class for every device's memory lock, as upstream's memory_lock. */

@@ -51,6 +51,7 @@ struct vfio_device *vpr_alloc_device(size_t size, struct device *dev);
 void vpr_put_device(struct vfio_device *vdev);
 void vpr_vma_setup(struct vm_area_struct *vma, void *private_data);
 void vpr_init_rwsem(struct rw_semaphore *sem);
+int vpr_spin_trylock_irqsave(spinlock_t *lock, unsigned long *flags);
 u64 vpr_ioread64(void __iomem *addr);
 void vpr_iowrite64(u64 val, void __iomem *addr);
 unsigned long vpr_resource_flags(struct pci_dev *pdev, int bar);
