@@ -33,10 +33,6 @@ use kernel::{
 
 use crate::ffi::{
     eventfd::EventFd,
-    spinlock::{
-        new_spinlock_irqsave,
-        SpinLockIrqSave, //
-    },
     irq::{
         self,
         DisableUnlazy,
@@ -47,6 +43,10 @@ use crate::ffi::{
         VirqfdHandler, //
     },
     pci as rawpci,
+    spinlock::{
+        new_spinlock_irqsave,
+        SpinLockIrqSave, //
+    },
 };
 
 /// The part of the INTx state shared by the ioctls, the hard-IRQ handler and the unmask

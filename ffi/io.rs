@@ -280,12 +280,15 @@ pub(crate) struct PortBars {
 impl PortBars {
     /// No BAR published.
     pub(crate) const fn new() -> Self {
-        const EMPTY: PortSlot = PortSlot {
-            cookie: AtomicUsize::new(0),
-            len: AtomicU64::new(0),
-        };
         // INVARIANT: every cookie is 0.
-        Self { slots: [EMPTY; 6] }
+        Self {
+            slots: [const {
+                PortSlot {
+                    cookie: AtomicUsize::new(0),
+                    len: AtomicU64::new(0),
+                }
+            }; 6],
+        }
     }
 
     /// Publishes `map` as BAR `bar` if it is an assigned I/O-port BAR; memory BARs are left

@@ -167,7 +167,10 @@ type Op<'a> = &'a mut dyn FnMut() -> Result<(), Errno>;
 /// Samples `row` by `plan` on both sides (`ops[0]` on `bdfs[0]`, ours; `ops[1]` upstream) in
 /// interleaved batches and prints its `bench-pair:` (and `bench-faults:`) lines.
 fn interleave(k: &mut Ktap, row: &str, mut plan: Plan, bdfs: [&str; 2], mut ops: [Op; 2]) {
-    if let Some(x) = std::env::var("VPR_BENCH_BATCH_X").ok().and_then(|v| v.parse::<u32>().ok()) {
+    if let Some(x) = std::env::var("VPR_BENCH_BATCH_X")
+        .ok()
+        .and_then(|v| v.parse::<u32>().ok())
+    {
         plan.batch *= x;
         plan.pairs = (plan.pairs / x).max(8);
     }
@@ -730,10 +733,12 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
     // fault4k: a NULL-hint mapping of the BAR (4 KiB faults), one page touched per operation.
     let page = sys::page_size() as usize;
     let map = match row {
-        "fault4k" => match AnyMapping::new(dev.fd, region_offset(bar), u64::from(n) * page as u64) {
-            Ok(m) => Some(m),
-            Err(e) => return k.fail("bench.prof.map", "BAR maps", e),
-        },
+        "fault4k" => {
+            match AnyMapping::new(dev.fd, region_offset(bar), u64::from(n) * page as u64) {
+                Ok(m) => Some(m),
+                Err(e) => return k.fail("bench.prof.map", "BAR maps", e),
+            }
+        }
         _ => None,
     };
     let next = std::cell::Cell::new(0usize);
