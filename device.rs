@@ -23,15 +23,7 @@ use core::sync::atomic::{
     AtomicBool,
     Ordering, //
 };
-use kernel::{
-    bindings, pci,
-    prelude::*,
-    sync::{
-        aref::ARef,
-        new_mutex,
-        Mutex, //
-    },
-};
+use kernel::{bindings, pci, prelude::*, sync::aref::ARef};
 
 use crate::{
     config_hw::{
@@ -56,6 +48,10 @@ use crate::{
         io::{
             BarMap,
             PortBars, //
+        },
+        lock::{
+            new_mutex,
+            Mutex, //
         },
         mm::{
             self as ffimm,
@@ -290,7 +286,7 @@ impl VfioPciDevice {
             pdev: pdev.into(),
             memory <- RwSem::new(MemoryState::closed()),
             port_bars: PortBars::new(),
-            open <- new_mutex!(None),
+            open <- new_mutex(None, c"VfioPciDevice::open", kernel::static_lock_class!()),
             irqs <- Irqs::new(),
             ioeventfds <- Ioeventfds::new(),
             features <- Features::new(),

@@ -42,11 +42,11 @@ use crate::ffi::{
         Virqfd,
         VirqfdHandler, //
     },
-    pci as rawpci,
-    spinlock::{
+    lock::{
         new_spinlock_irqsave,
         SpinLockIrqSave, //
     },
+    pci as rawpci,
 };
 
 /// The part of the INTx state shared by the ioctls, the hard-IRQ handler and the unmask
@@ -123,25 +123,31 @@ impl IntxCtx {
 
 /// The hard-IRQ handler (`vfio_intx_handler`).
 impl IrqHandler for IntxCtx {
+    /// Masks and claims the interrupt under `irqlock`, taking the trigger reference for the
+    /// signal in the same acquisition (one lock round trip per interrupt, as upstream), and
+    /// signals after dropping the lock: the trigger's wakeup must not run under `irqlock`,
+    /// which an unmask eventfd's wakeup takes.
+    #[inline]
     fn handle(&self) -> IrqReturn {
-        let handled = {
+        let trigger = {
             let mut st = self.state.lock();
             if !self.pci_2_3 {
                 irq::disable_irq_nosync(self.irq);
-                st.masked = true;
-                true
-            } else if !st.masked && irq::check_and_mask_intx(&self.pdev) {
+            } else if st.masked || !irq::check_and_mask_intx(&self.pdev) {
                 // The line may be shared: claim only what this device asserts.
-                st.masked = true;
-                true
+                return IrqReturn::None;
+            }
+            st.masked = true;
+            // As `send`: nothing while virtual DisINTx is set.
+            if self.virq_disabled.load(Ordering::Relaxed) {
+                None
             } else {
-                false
+                st.trigger.clone()
             }
         };
-        if !handled {
-            return IrqReturn::None;
+        if let Some(trigger) = trigger {
+            trigger.signal();
         }
-        self.send();
         IrqReturn::Handled
     }
 }

@@ -32,6 +32,7 @@ use crate::{
     ffi::{
         eventfd::EventFd,
         irq,
+        lock,
         pci as rawpci,
         sys,
         user, //
@@ -101,7 +102,7 @@ struct IrqState {
 #[pin_data]
 pub(crate) struct Irqs {
     #[pin]
-    igate: Mutex<IrqState>,
+    igate: lock::Mutex<IrqState>,
     /// MSI (not MSI-X) is enabled; mirrors `mode` for the config-space model.
     msi_enabled: AtomicBool,
     /// log2 of the MSI vectors last enabled (upstream `msi_qmax`, never reset).
@@ -118,13 +119,17 @@ impl Irqs {
     /// Nothing enabled.
     pub(crate) fn new() -> impl PinInit<Self> {
         pin_init!(Self {
-            igate <- new_mutex!(IrqState {
-                pci_2_3: false,
-                nointx: false,
-                has_dyn_msix: false,
-                virq_disabled: false,
-                mode: Mode::None,
-            }),
+            igate <- lock::new_mutex(
+                IrqState {
+                    pci_2_3: false,
+                    nointx: false,
+                    has_dyn_msix: false,
+                    virq_disabled: false,
+                    mode: Mode::None,
+                },
+                c"Irqs::igate",
+                kernel::static_lock_class!(),
+            ),
             msi_enabled: AtomicBool::new(false),
             msi_qmax: AtomicU8::new(0),
             err <- new_mutex!(None),

@@ -728,6 +728,10 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
         if let Err(e) = set_irqs(&dev, ACTION_TRIGGER | DATA_EVENTFD, index, 1, &fd) {
             return k.fail("bench.prof.irq", "interrupt enables", e);
         }
+        // As in the bench: the INTx line on CPU 0, where the guest script runs this process.
+        if index == VFIO_PCI_INTX_IRQ_INDEX {
+            pin_intx([bdf, bdf]);
+        }
     }
     let wait = || efd.as_ref().map_or(Err(Errno(libc::EBADF)), one_signal);
     // fault4k: a NULL-hint mapping of the BAR (4 KiB faults), one page touched per operation.
