@@ -1659,6 +1659,9 @@ impl ConfigSpace {
     /// data is stored into `buf` (the driver copies it out afterwards). Returns the number of
     /// bytes transferred, which is `buf.len()` unless an error is returned. Accesses that are
     /// not entirely inside config space fail with `EFAULT` before anything is accessed.
+    ///
+    /// Inlined (the header fast path lands in the caller); the general loop is out of line.
+    #[inline]
     pub(crate) fn rw<B: ConfigBackend>(
         &mut self,
         backend: &mut B,
@@ -1666,10 +1669,22 @@ impl ConfigSpace {
         buf: &mut [u8],
         write: bool,
     ) -> Result<usize, Errno> {
-        let mut pos = pos & VFIO_PCI_OFFSET_MASK;
+        let pos = pos & VFIO_PCI_OFFSET_MASK;
         if let Some(done) = self.rw_basic_fast(backend, pos, buf, write) {
             return done;
         }
+        self.rw_chunks(backend, pos, buf, write)
+    }
+
+    /// The general path of [`Self::rw`]: chunk by chunk through [`Self::rw_single`].
+    #[inline(never)]
+    fn rw_chunks<B: ConfigBackend>(
+        &mut self,
+        backend: &mut B,
+        mut pos: u64,
+        buf: &mut [u8],
+        write: bool,
+    ) -> Result<usize, Errno> {
         let mut done = 0usize;
         while let Some(rest) = buf.get_mut(done..) {
             if rest.is_empty() {

@@ -849,6 +849,8 @@ impl VfioPciDevice {
 
     /// Config-space access through the virtual config space. User data is copied in before
     /// and out after the model runs, so no user copy happens under the open or memory lock.
+    /// Inlined into the read and write entry points, as [`Self::rw`].
+    #[inline(always)]
     fn config_rw(
         &self,
         dev: &Device,

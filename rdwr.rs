@@ -51,7 +51,7 @@ enum Target<'a> {
 /// Copies the low `width` bytes of `val`, little-endian, to user address `buf`: one
 /// fixed-size `copy_to_user`, as upstream's `copy_to_user(buf, &val, sizeof(val))`. `EFAULT`
 /// if it faults (some bytes may have been written, as with any user copy).
-#[inline]
+#[inline(always)]
 pub(crate) fn put_user_le(buf: usize, width: Width, val: u64) -> Result {
     // CAST: each arm keeps exactly the bytes of its width.
     match width {
@@ -64,7 +64,7 @@ pub(crate) fn put_user_le(buf: usize, width: Width, val: u64) -> Result {
 
 /// Reads `width` bytes, little-endian, from user address `buf` (one fixed-size
 /// `copy_from_user`); `EFAULT` if it faults.
-#[inline]
+#[inline(always)]
 fn get_user_le(buf: usize, width: Width) -> Result<u64> {
     Ok(match width {
         Width::W8 => u64::from(user::read_val::<u8>(buf)?),
