@@ -702,6 +702,13 @@ pub(crate) fn marker() {
 /// `bench BDF ROW N`: one row's operation `n` times between two profile markers, for an
 /// instruction-count profile of where each driver spends its time.
 pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
+    if row == "open_close" {
+        let mut oc = || Device::open(bdf, Mode::Cdev).map(drop);
+        marker();
+        let r = time(n, &mut oc);
+        marker();
+        return report(k, "prof_open_close", n, r);
+    }
     let dev = match Device::open(bdf, Mode::Cdev) {
         Ok(d) => d,
         Err(e) => return k.fail("bench.prof.open", "device opens", e),
