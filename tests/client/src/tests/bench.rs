@@ -166,6 +166,8 @@ type Op<'a> = &'a mut dyn FnMut() -> Result<(), Errno>;
 
 /// Samples `row` by `plan` on both sides (`ops[0]` on `bdfs[0]`, ours; `ops[1]` upstream) in
 /// interleaved batches and prints its `bench-pair:` (and `bench-faults:`) lines.
+/// `VPR_BENCH_BATCH_X=N` (for experiments, not used by `make bench`) makes every batch N times
+/// longer and the pairs N times fewer, to see whether a ratio depends on the batch length.
 fn interleave(k: &mut Ktap, row: &str, mut plan: Plan, bdfs: [&str; 2], mut ops: [Op; 2]) {
     if let Some(x) = std::env::var("VPR_BENCH_BATCH_X")
         .ok()
