@@ -58,6 +58,44 @@ impl Width {
     }
 }
 
+/// One device read of `width` bytes at iomap cookie `p` (`ioread*`; 8 bytes as two 32-bit
+/// reads, low then high, as upstream's `ioread64`).
+///
+/// # Safety
+///
+/// `p` must be an iomap cookie (MMIO or port) valid for `width` bytes.
+#[inline(always)]
+unsafe fn io_read(p: *mut c_void, width: Width) -> u64 {
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        match width {
+            Width::W8 => u64::from(bindings::ioread8(p)),
+            Width::W16 => u64::from(bindings::ioread16(p)),
+            Width::W32 => u64::from(bindings::ioread32(p)),
+            Width::W64 => sys::vpr_ioread64(p),
+        }
+    }
+}
+
+/// One device write of the low `width` bytes of `val` at iomap cookie `p` (`iowrite*`).
+///
+/// # Safety
+///
+/// As [`io_read`].
+#[inline(always)]
+unsafe fn io_write(p: *mut c_void, width: Width, val: u64) {
+    // CAST: each arm keeps exactly the bytes of its width.
+    // SAFETY: guaranteed by the caller.
+    unsafe {
+        match width {
+            Width::W8 => bindings::iowrite8(val as u8, p),
+            Width::W16 => bindings::iowrite16(val as u16, p),
+            Width::W32 => bindings::iowrite32(val as u32, p),
+            Width::W64 => sys::vpr_iowrite64(val, p),
+        }
+    }
+}
+
 /// A claimed and mapped BAR.
 ///
 /// The resource's start, length and flags are read once, here, and cached: the BAR stays
@@ -140,14 +178,7 @@ impl BarMap {
     pub(crate) fn read(&self, offset: u64, width: Width) -> Option<u64> {
         let p = self.at(offset, width)?;
         // SAFETY: `p` points `width` bytes inside the mapped BAR (checked by `at`).
-        Some(unsafe {
-            match width {
-                Width::W8 => u64::from(bindings::ioread8(p)),
-                Width::W16 => u64::from(bindings::ioread16(p)),
-                Width::W32 => u64::from(bindings::ioread32(p)),
-                Width::W64 => sys::vpr_ioread64(p),
-            }
-        })
+        Some(unsafe { io_read(p, width) })
     }
 
     /// Writes the low `width` bytes of `val` at `offset`; false when it would leave the BAR.
@@ -157,14 +188,7 @@ impl BarMap {
             return false;
         };
         // SAFETY: `p` points `width` bytes inside the mapped BAR (checked by `at`).
-        unsafe {
-            match width {
-                Width::W8 => bindings::iowrite8(val as u8, p),
-                Width::W16 => bindings::iowrite16(val as u16, p),
-                Width::W32 => bindings::iowrite32(val as u32, p),
-                Width::W64 => sys::vpr_iowrite64(val, p),
-            }
-        }
+        unsafe { io_write(p, width, val) };
         true
     }
 
@@ -234,14 +258,8 @@ impl<'a> RomMap<'a> {
             return None;
         }
         let p = self.addr.wrapping_byte_add(offset as usize);
-        // SAFETY: `p` points `width` bytes inside the mapped ROM.
-        Some(unsafe {
-            match width {
-                Width::W8 => u64::from(bindings::ioread8(p)),
-                Width::W16 => u64::from(bindings::ioread16(p)),
-                _ => u64::from(bindings::ioread32(p)),
-            }
-        })
+        // SAFETY: `p` points `width` (1, 2 or 4, checked above) bytes inside the mapped ROM.
+        Some(unsafe { io_read(p, width) })
     }
 }
 
@@ -336,16 +354,9 @@ impl PortBars {
     #[inline]
     pub(crate) fn read(&self, bar: u32, offset: u64, width: Width) -> Option<u64> {
         let p = self.at(bar, offset, width)?;
-        // SAFETY: by the type invariant `p` is a port cookie inside an I/O-port BAR: these
-        // execute port instructions only.
-        Some(unsafe {
-            match width {
-                Width::W8 => u64::from(bindings::ioread8(p)),
-                Width::W16 => u64::from(bindings::ioread16(p)),
-                Width::W32 => u64::from(bindings::ioread32(p)),
-                Width::W64 => sys::vpr_ioread64(p),
-            }
-        })
+        // SAFETY: by the type invariant `p` is a port cookie inside an I/O-port BAR: the access
+        // executes port instructions only.
+        Some(unsafe { io_read(p, width) })
     }
 
     /// Writes the low `width` bytes of `val` at `offset` of I/O-port BAR `bar`; false when it
@@ -356,14 +367,7 @@ impl PortBars {
             return false;
         };
         // SAFETY: as in `read`.
-        unsafe {
-            match width {
-                Width::W8 => bindings::iowrite8(val as u8, p),
-                Width::W16 => bindings::iowrite16(val as u16, p),
-                Width::W32 => bindings::iowrite32(val as u32, p),
-                Width::W64 => sys::vpr_iowrite64(val, p),
-            }
-        }
+        unsafe { io_write(p, width, val) };
         true
     }
 }
