@@ -166,16 +166,7 @@ type Op<'a> = &'a mut dyn FnMut() -> Result<(), Errno>;
 
 /// Samples `row` by `plan` on both sides (`ops[0]` on `bdfs[0]`, ours; `ops[1]` upstream) in
 /// interleaved batches and prints its `bench-pair:` (and `bench-faults:`) lines.
-/// `VPR_BENCH_BATCH_X=N` (for experiments, not used by `make bench`) makes every batch N times
-/// longer and the pairs N times fewer, to see whether a ratio depends on the batch length.
-fn interleave(k: &mut Ktap, row: &str, mut plan: Plan, bdfs: [&str; 2], mut ops: [Op; 2]) {
-    if let Some(x) = std::env::var("VPR_BENCH_BATCH_X")
-        .ok()
-        .and_then(|v| v.parse::<u32>().ok())
-    {
-        plan.batch *= x;
-        plan.pairs = (plan.pairs / x).max(8);
-    }
+fn interleave(k: &mut Ktap, row: &str, plan: Plan, bdfs: [&str; 2], mut ops: [Op; 2]) {
     let mut ns = [Vec::new(), Vec::new()];
     let mut fl = [Faults::default(), Faults::default()];
     let batch = |s: usize, ops: &mut [Op; 2]| -> Result<f64, String> {
@@ -339,12 +330,13 @@ fn irq_eventfd(dev: &Device, index: u32) -> Result<EventFd, Errno> {
     Ok(efd)
 }
 
-/// Sends both twins' INTx lines to CPU 0, where the guest script pins this process. Left alone,
-/// the two lines get vectors on different vCPUs (the allocator spreads them, the first request,
-/// always ours, to one CPU), and under TCG a wake-up across vCPUs costs more than the round trip
-/// itself: that made ours look 3x slower in one layout and the twins differ 2.5x in another. The
-/// line exists only once requested, so this runs after INTx is enabled on both.
-fn pin_intx(bdfs: [&str; 2]) {
+/// Sends the INTx lines of `bdfs` (both twins in the bench, the one device in a profile run) to
+/// CPU 0, where the guest script pins this process. Left alone, the two lines get vectors on
+/// different vCPUs (the allocator spreads them, the first request, always ours, to one CPU),
+/// and under TCG a wake-up across vCPUs costs more than the round trip itself: that made ours
+/// look 3x slower in one layout and the twins differ 2.5x in another. A line exists only once
+/// requested, so this runs after INTx is enabled.
+fn pin_intx(bdfs: &[&str]) {
     for bdf in bdfs {
         let irq = std::fs::read_to_string(format!("/sys/bus/pci/devices/{bdf}/irq"));
         let irq = irq
@@ -396,7 +388,7 @@ fn irq_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2]) {
             return k.fail(&format!("bench.{row}"), "INTx enables", e);
         }
     };
-    pin_intx(bdfs);
+    pin_intx(&bdfs);
     let rt = |dev: &Device, efd: &EventFd| {
         let w = |off, v: u32| dev.write_region(0, off, &v.to_le_bytes()).map(drop);
         w(EDU_IRQ_RAISE, 1)?;
@@ -739,7 +731,7 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
         }
         // As in the bench: the INTx line on CPU 0, where the guest script runs this process.
         if index == VFIO_PCI_INTX_IRQ_INDEX {
-            pin_intx([bdf, bdf]);
+            pin_intx(&[bdf]);
         }
     }
     let wait = || efd.as_ref().map_or(Err(Errno(libc::EBADF)), one_signal);
