@@ -939,12 +939,14 @@ impl VfioPciDevice {
         Ok(())
     }
 
-    /// A fault on a BAR mapping. `insert(pfn, order)` installs the PFN and is called with the
+    /// A fault on a BAR mapping. `insert(addr, pfn, order)` installs the PFN (for order 0 at
+    /// the page of `addr`; a huge order maps the fault's own block) and is called with the
     /// memory lock held for read, so a zap cannot slip between the check and the insertion.
+    /// A 4 KiB fault fills the rest of its block too ([`fault::around`]).
     pub(crate) fn fault(
         &self,
         req: &FaultRequest,
-        insert: impl FnOnce(u64, u32) -> u32,
+        insert: impl Fn(usize, u64, u32) -> u32,
     ) -> FaultOutcome {
         let bar = fault::region_index(req.vm_pgoff) as u32;
         let mem = self.memory.read();
@@ -963,18 +965,40 @@ impl VfioPciDevice {
             FaultCounters::bump(&self.counters.sigbus);
             return FaultOutcome::SigBus;
         }
-        let ret = insert(pfn, req.order);
+        let ret = insert(req.address, pfn, req.order);
+        let mut filled = 0;
+        if req.order == 0 && ret == bindings::vm_fault_reason_VM_FAULT_NOPAGE {
+            let block = fault::around(req, pfn);
+            let page = req.address & !(bindings::PAGE_SIZE - 1);
+            let mut addr = block.first_addr;
+            for i in 0..block.pages as u64 {
+                // An already mapped page answers NOPAGE too; anything else (no memory for a
+                // page table) ends the fill, the faulting page is in.
+                if addr != page {
+                    if insert(addr, block.first_pfn + i, 0)
+                        != bindings::vm_fault_reason_VM_FAULT_NOPAGE
+                    {
+                        break;
+                    }
+                    filled += 1;
+                }
+                addr += bindings::PAGE_SIZE;
+            }
+        }
         drop(mem);
         if ret == bindings::vm_fault_reason_VM_FAULT_FALLBACK {
             FaultCounters::bump(&self.counters.fallback);
         } else if ret == bindings::vm_fault_reason_VM_FAULT_NOPAGE {
             self.counters.mapped(req.order);
+            if filled != 0 {
+                FaultCounters::add(&self.counters.around, filled);
+            }
         }
         FaultOutcome::Inserted(ret)
     }
 
     /// The fault counters as `name value` lines.
-    pub(crate) fn counters(&self) -> [(&'static str, u64); 6] {
+    pub(crate) fn counters(&self) -> [(&'static str, u64); 7] {
         let c = &self.counters;
         let get = |a: &core::sync::atomic::AtomicU64| a.load(Ordering::Relaxed);
         [
@@ -984,6 +1008,7 @@ impl VfioPciDevice {
             ("fallback", get(&c.fallback)),
             ("zap", get(&c.zap)),
             ("sigbus", get(&c.sigbus)),
+            ("around", get(&c.around)),
         ]
     }
 

@@ -7,6 +7,11 @@
 //! PFN is aligned to it (else the mm falls back to a smaller order). Whether the fault may be
 //! served at all (memory decode on, device in D0) is decided under the memory lock by
 //! `VfioPciDevice::fault`.
+//!
+//! A 4 KiB fault also fills the rest of its page table's span inside the VMA ([`around`]):
+//! where the VMA's alignment rules out a PMD, the next 511 accesses then cost no fault, as
+//! they would not under a PMD. Upstream maps the one page; what a client sees is the same
+//! (every page of the VMA maps the same PFN either way, and a zap removes them all).
 
 use core::sync::atomic::{
     AtomicU64,
@@ -80,6 +85,32 @@ pub(crate) fn plan(req: &FaultRequest, bar_start: u64) -> Option<u64> {
     Some(pfn)
 }
 
+/// The pages a 4 KiB fault fills: the page at `req.address` (mapped to `pfn`) and the rest of
+/// its 2 MiB-aligned block (one page table) that lies inside the VMA.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Around {
+    /// Address of the first page of the block inside the VMA.
+    pub(crate) first_addr: usize,
+    /// The PFN that page maps.
+    pub(crate) first_pfn: u64,
+    /// Pages in the block, the faulting one included.
+    pub(crate) pages: usize,
+}
+
+/// The block a 4 KiB fault at `req.address`, served with `pfn` by [`plan`], fills.
+pub(crate) fn around(req: &FaultRequest, pfn: u64) -> Around {
+    let block = 1usize << (PAGE_SHIFT + PMD_ORDER);
+    let page = req.address & !((1usize << PAGE_SHIFT) - 1);
+    let block_start = page & !(block - 1);
+    let first_addr = block_start.max(req.vm_start);
+    let end = block_start.saturating_add(block).min(req.vm_end);
+    Around {
+        first_addr,
+        first_pfn: pfn - ((page - first_addr) >> PAGE_SHIFT) as u64,
+        pages: (end - first_addr) >> PAGE_SHIFT,
+    }
+}
+
 /// Per-device counters of the fault path, readable in debugfs.
 #[derive(Default)]
 pub(crate) struct FaultCounters {
@@ -95,6 +126,8 @@ pub(crate) struct FaultCounters {
     pub(crate) zap: AtomicU64,
     /// Faults answered with SIGBUS.
     pub(crate) sigbus: AtomicU64,
+    /// 4 KiB PFNs installed by a fault on another page of their block ([`around`]).
+    pub(crate) around: AtomicU64,
 }
 
 impl FaultCounters {
@@ -112,5 +145,10 @@ impl FaultCounters {
     /// Counts one event.
     pub(crate) fn bump(counter: &AtomicU64) {
         counter.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts `n` events.
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        counter.fetch_add(n, Ordering::Relaxed);
     }
 }

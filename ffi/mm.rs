@@ -103,16 +103,14 @@ pub(crate) unsafe extern "C" fn vpr_huge_fault(vmf: *mut bindings::vm_fault, ord
         address,
         order,
     };
-    let outcome = dev.data().fault(&req, |pfn, order| {
-        // SAFETY: `vmf` is valid; the PFN lies inside the BAR claimed by the device (checked by
-        // `fault::plan` against the VMA, whose size mmap bounded by the BAR).
+    let outcome = dev.data().fault(&req, |addr, pfn, order| {
+        // SAFETY: `vmf` and `vma` are valid; the PFN lies inside the BAR claimed by the device
+        // and `addr` inside the VMA (`fault::plan` and `fault::around` work inside the VMA,
+        // whose size mmap bounded by the BAR). A 4 KiB insertion at another address of the
+        // same VMA is what the fault handlers of PFN maps may do (the VMA stays locked).
         unsafe {
             match order {
-                0 => bindings::vmf_insert_pfn(
-                    vma,
-                    address & !(bindings::PAGE_SIZE - 1),
-                    pfn as usize,
-                ),
+                0 => bindings::vmf_insert_pfn(vma, addr & !(bindings::PAGE_SIZE - 1), pfn as usize),
                 #[cfg(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP)]
                 o if o == bindings::PMD_ORDER => {
                     bindings::vmf_insert_pfn_pmd(vmf, pfn as usize, false)

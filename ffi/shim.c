@@ -271,7 +271,7 @@ u64 vpr_rom_region_len(struct pci_dev *pdev)
 static struct dentry *vpr_debugfs_root;
 
 static const char *const vpr_counter_names[VPR_NUM_COUNTERS] = {
-	"pte", "pmd", "pud", "fallback", "zap", "sigbus",
+	"pte", "pmd", "pud", "fallback", "zap", "sigbus", "around",
 };
 
 static int vpr_faults_show(struct seq_file *s, void *unused)

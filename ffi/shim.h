@@ -36,7 +36,7 @@ void vpr_request(struct vfio_device *vdev, unsigned int count);
 vm_fault_t vpr_huge_fault(struct vm_fault *vmf, unsigned int order);
 
 /* Fault counters in debugfs: the Rust side fills VPR_NUM_COUNTERS values. */
-#define VPR_NUM_COUNTERS 6
+#define VPR_NUM_COUNTERS 7
 void vpr_read_counters(struct vfio_device *vdev, u64 *vals);
 struct dentry;
 void vpr_debugfs_init(void);

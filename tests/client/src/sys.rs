@@ -189,9 +189,17 @@ impl Mapping {
     /// reserving `len + align` bytes PROT_NONE and mapping over the aligned
     /// part with MAP_FIXED, then releasing the rest of the reservation.
     pub fn new_aligned(fd: RawFd, off: u64, len: u64, align: u64) -> SysResult<Mapping> {
+        Self::new_skewed(fd, off, len, align, 0)
+    }
+
+    /// As [`Mapping::new_aligned`], at `skew` bytes (a multiple of the page size) past an
+    /// `align`-aligned address: a skew that is not a multiple of 2 MiB rules out huge
+    /// entries, so every page is a 4 KiB fault.
+    pub fn new_skewed(fd: RawFd, off: u64, len: u64, align: u64, skew: u64) -> SysResult<Mapping> {
         let len = len as usize;
         let align = align.max(page_size()) as usize;
-        let resv_len = len + align;
+        let skew = skew as usize;
+        let resv_len = len + align + skew;
         // SAFETY: anonymous PROT_NONE reservation at a kernel-chosen address.
         let resv = unsafe {
             libc::mmap(
@@ -207,7 +215,7 @@ impl Mapping {
             return Err(Errno::last());
         }
         let resv = resv as usize;
-        let aligned = (resv + align - 1) & !(align - 1);
+        let aligned = ((resv + align - 1) & !(align - 1)) + skew;
         // SAFETY: [aligned, aligned + len) lies inside our own reservation, so
         // MAP_FIXED replaces only memory this function owns.
         let p = unsafe {

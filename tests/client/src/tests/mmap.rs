@@ -60,6 +60,7 @@ pub fn run(c: &mut Ctx) {
     for (i, _, m) in &maps {
         if c.kind == Kind::Ivshmem && *i == 2 {
             ivshmem_touch(c, m);
+            ivshmem_misaligned(c, m);
         } else {
             compare_access(c, *i, m);
         }
@@ -147,6 +148,143 @@ fn error_cases(c: &mut Ctx, info: &DeviceInfo, maps: &[(u32, RegionInfo, Mapping
             libc::EINVAL,
         );
     }
+}
+
+/// Mappings of part of BAR2 at an address 64 KiB past a 2 MiB boundary and a file offset of
+/// three pages, so no huge entry fits and every page is a 4 KiB fault (vfio_pci_rs fills the
+/// rest of the faulting page's 2 MiB block, upstream maps the one page). Every page must show
+/// its own BAR offset's data, pages mapped ahead of any access must go away with memory decode
+/// and come back with it. `m` is the aligned mapping of the whole BAR, used to seed the data.
+fn ivshmem_misaligned(c: &mut Ctx, m: &Mapping) {
+    const PAGE: usize = 4096;
+    let first = 3 * PAGE;
+    let len = (5 << 20) + 7 * PAGE;
+    let pages = len / PAGE;
+    // Seed: each page's first word and last word carry its BAR offset.
+    let word_at = |off: usize| pattern::word(off as u64, 6);
+    for p in 0..pages {
+        let off = first + p * PAGE;
+        // SAFETY: off + PAGE <= first + len, inside the aligned mapping of the whole BAR.
+        let ok = unsafe {
+            probe::write64(m.addr() + off, word_at(off)).is_ok()
+                && probe::write64(m.addr() + off + PAGE - 8, word_at(off + PAGE - 8)).is_ok()
+        };
+        if !ok {
+            c.fail("misaligned.seed", "writes through the aligned mapping", off);
+            return;
+        }
+    }
+    let map = |c: &mut Ctx, what: &str| {
+        let res = Mapping::new_skewed(
+            c.dev.fd,
+            region_offset(2) + first as u64,
+            len as u64,
+            2 << 20,
+            64 << 10,
+        );
+        let ans = match &res {
+            Ok(_) => "ok".to_string(),
+            Err(e) => e.name(),
+        };
+        c.t.line(format!(
+            "mmap bar2+{first:#x} len={len:#x} at a 2 MiB boundary + 0x10000 ({what}) -> {ans}"
+        ));
+        c.check(
+            &format!("misaligned.map.{what}"),
+            res.is_ok(),
+            "mapping created",
+            &ans,
+        );
+        res.ok()
+    };
+    // Bad pages of `mm` (a page is bad if either seeded word differs), in the order `order`.
+    let bad_pages = |mm: &Mapping, order: &mut dyn Iterator<Item = usize>| -> Vec<usize> {
+        order
+            .filter(|&p| {
+                let off = p * PAGE;
+                // SAFETY: off + PAGE <= len, inside the misaligned mapping.
+                let (a, b) = unsafe {
+                    (
+                        probe::read64(mm.addr() + off),
+                        probe::read64(mm.addr() + off + PAGE - 8),
+                    )
+                };
+                a != Ok(word_at(first + off)) || b != Ok(word_at(first + off + PAGE - 8))
+            })
+            .collect()
+    };
+    let Some(m1) = map(c, "every page") else {
+        return;
+    };
+    let before = print_counters(c, "before the misaligned touch");
+    // One page in the middle of the second block first, then all, first to last.
+    let mut order = std::iter::once(600).chain(0..pages);
+    let bad = bad_pages(&m1, &mut order);
+    c.t.line(format!(
+        "misaligned: read {} pages -> {} wrong",
+        pages + 1,
+        bad.len()
+    ));
+    c.check_eq("misaligned.every_page", Vec::<usize>::new(), bad);
+    let after = print_counters(c, "after the misaligned touch");
+    if let (Some(b), Some(a)) = (before, after) {
+        let d = |k: &str| counters::get(&a, k).saturating_sub(counters::get(&b, k));
+        c.check_eq("misaligned.counters.huge", 0, d("pmd") + d("pud"));
+        // One fault per 2 MiB block the mapping touches (three here), the rest filled ahead.
+        c.check(
+            "misaligned.counters.filled_ahead",
+            d("pte") < pages as u64 && d("pte") + d("around") == pages as u64,
+            format!("pte + around == {pages}, pte < {pages}"),
+            format!("pte {} around {}", d("pte"), d("around")),
+        );
+    }
+
+    // A second mapping with one page touched: its neighbours may be mapped without ever
+    // having been accessed; memory decode off must take them away too.
+    let Some(m2) = map(c, "one page touched") else {
+        return;
+    };
+    let touched = bad_pages(&m2, &mut std::iter::once(1));
+    c.check_eq("misaligned.one_page", Vec::<usize>::new(), touched);
+    let cmd = match c.dev.config_read16(PCI_COMMAND) {
+        Ok(v) => v,
+        Err(e) => {
+            c.fail("misaligned.read_command", "COMMAND readable", e);
+            return;
+        }
+    };
+    let w = c.dev.config_write16(PCI_COMMAND, cmd & !PCI_COMMAND_MEMORY);
+    c.expect_ret("misaligned.disable_mem", &w, 2);
+    let probes = [0usize, 2, 511 - 16 + 3, pages - 1];
+    for &p in &probes {
+        // SAFETY: p < pages, inside the mapping.
+        let a = unsafe { probe::read64(m2.addr() + p * PAGE) };
+        c.t.line(format!(
+            "misaligned mem off: map read page {p} -> {}",
+            probe::show(&a)
+        ));
+        c.check(
+            &format!("misaligned.mem_off.sigbus@{p}"),
+            a == Err(libc::SIGBUS),
+            "SIGBUS",
+            probe::show(&a),
+        );
+    }
+    let w = c.dev.config_write16(PCI_COMMAND, cmd);
+    c.expect_ret("misaligned.enable_mem", &w, 2);
+    let bad = bad_pages(&m2, &mut probes.iter().copied());
+    c.t.line(format!(
+        "misaligned mem on: {} of {} probed pages wrong",
+        bad.len(),
+        probes.len()
+    ));
+    c.check_eq("misaligned.mem_on", Vec::<usize>::new(), bad);
+    let bad = bad_pages(&m1, &mut (0..pages));
+    c.t.line(format!(
+        "misaligned mem on: first mapping {} pages wrong",
+        bad.len()
+    ));
+    c.check_eq("misaligned.mem_on.every_page", Vec::<usize>::new(), bad);
 }
 
 /// Read 4 bytes at offset 0 through the mapping and through pread; where the
