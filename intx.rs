@@ -36,8 +36,10 @@ use crate::ffi::{
     irq::{
         self,
         DisableUnlazy,
+        HardIrq,
         IrqHandler,
         IrqReturn,
+        IrqTrigger,
         Registration,
         Virqfd,
         VirqfdHandler, //
@@ -61,6 +63,9 @@ pub(crate) struct IntxCtx {
     pci_2_3: bool,
     /// The virtual DisINTx bit: while set, nothing is delivered and unmasking does nothing.
     virq_disabled: AtomicBool,
+    /// The trigger as the hard-IRQ handler signals it: without `irqlock` and without a
+    /// reference count, replaced with `synchronize_irq` (the same eventfd as `state.trigger`).
+    irq_trigger: IrqTrigger,
     /// `irqlock` and what it protects.
     #[pin]
     state: SpinLockIrqSave<IntxState>,
@@ -70,7 +75,8 @@ pub(crate) struct IntxCtx {
 struct IntxState {
     /// The line is masked (by an interrupt, the user or virtual DisINTx).
     masked: bool,
-    /// The eventfd signalled for each interrupt; `None` delivers nothing.
+    /// The eventfd that the unmask eventfd's thread signals when the device still asserts;
+    /// `None` delivers nothing.
     trigger: Option<Arc<EventFd>>,
 }
 
@@ -123,13 +129,13 @@ impl IntxCtx {
 
 /// The hard-IRQ handler (`vfio_intx_handler`).
 impl IrqHandler for IntxCtx {
-    /// Masks and claims the interrupt under `irqlock`, taking the trigger reference for the
-    /// signal in the same acquisition (one lock round trip per interrupt, as upstream), and
-    /// signals after dropping the lock: the trigger's wakeup must not run under `irqlock`,
-    /// which an unmask eventfd's wakeup takes.
+    /// Masks and claims the interrupt under `irqlock`, and signals the trigger after dropping
+    /// the lock: its wakeup must not run under `irqlock`, which an unmask eventfd's wakeup
+    /// takes. As upstream, the trigger is signalled without a reference of its own
+    /// ([`IrqTrigger`]).
     #[inline]
-    fn handle(&self) -> IrqReturn {
-        let trigger = {
+    fn handle(&self, cx: &HardIrq) -> IrqReturn {
+        {
             let mut st = self.state.lock();
             if !self.pci_2_3 {
                 irq::disable_irq_nosync(self.irq);
@@ -138,15 +144,10 @@ impl IrqHandler for IntxCtx {
                 return IrqReturn::None;
             }
             st.masked = true;
-            // As `send`: nothing while virtual DisINTx is set.
-            if self.virq_disabled.load(Ordering::Relaxed) {
-                None
-            } else {
-                st.trigger.clone()
-            }
-        };
-        if let Some(trigger) = trigger {
-            trigger.signal();
+        }
+        // As `send`: nothing while virtual DisINTx is set.
+        if !self.virq_disabled.load(Ordering::Relaxed) {
+            self.irq_trigger.signal(cx);
         }
         IrqReturn::Handled
     }
@@ -170,17 +171,17 @@ pub(crate) struct Intx {
     /// The unmask eventfd slot.
     unmask: Pin<KBox<Virqfd<IntxCtx>>>,
     /// The hard-IRQ handler on the INTx line.
-    reg: Registration<IntxCtx>,
+    _reg: Registration<IntxCtx>,
     /// `IRQ_DISABLE_UNLAZY` on the line (exclusive lines only).
     _unlazy: Option<DisableUnlazy>,
     /// The shared state.
     ctx: Arc<IntxCtx>,
-    /// A second reference to the trigger, for the loopback [`Intx::send`]: the trigger only
+    /// Another reference to the trigger, for the loopback [`Intx::send`]: the trigger only
     /// changes through `&mut Intx` (under the interrupt configuration mutex, as every loopback
     /// runs), so this copy equals the one under `irqlock` whenever a loopback can read it, and
     /// the loopback needs neither `irqlock` nor a reference count (upstream reads `ctx->trigger`
-    /// under the same mutex without `irqlock` too). The interrupt paths keep using the copy
-    /// under `irqlock`.
+    /// under the same mutex without `irqlock` too). The hard-IRQ handler signals
+    /// `IntxCtx::irq_trigger`, the unmask eventfd's thread the copy under `irqlock`.
     loop_trigger: Option<Arc<EventFd>>,
 }
 
@@ -197,12 +198,14 @@ impl Intx {
         let loop_trigger = trigger.clone();
         let name = CString::try_from_fmt(fmt!("vfio-intx({})", pdev.as_ref().name()))?;
         let masked = virq_disabled;
+        let line = irq;
         let ctx = Arc::pin_init(
             pin_init!(IntxCtx {
                 pdev: pdev.into(),
                 irq,
                 pci_2_3,
                 virq_disabled: AtomicBool::new(virq_disabled),
+                irq_trigger: IrqTrigger::new(line, trigger.clone()),
                 state <- new_spinlock_irqsave(
                     IntxState { masked, trigger },
                     c"IntxCtx::state",
@@ -226,7 +229,7 @@ impl Intx {
         let reg = Registration::new(irq, flags, name, ctx.clone())?;
         Ok(Self {
             unmask,
-            reg,
+            _reg: reg,
             _unlazy: unlazy,
             ctx,
             loop_trigger,
@@ -237,9 +240,10 @@ impl Intx {
     /// is no longer signalled.
     pub(crate) fn set_trigger(&mut self, trigger: Option<Arc<EventFd>>) {
         self.loop_trigger = trigger.clone();
-        let old = core::mem::replace(&mut self.ctx.state.lock().trigger, trigger);
+        let old = core::mem::replace(&mut self.ctx.state.lock().trigger, trigger.clone());
+        // Waits for running handlers (`synchronize_irq`) when there was a trigger.
+        self.ctx.irq_trigger.replace(trigger);
         if old.is_some() {
-            irq::synchronize_irq(self.reg.irq());
             self.unmask.flush_thread();
         }
         drop(old);

@@ -7,7 +7,14 @@
 //! Policy (which line, when to mask, which eventfd) is decided in safe code (`crate::intx`,
 //! `crate::msi`, `crate::irqs`); this module only moves values across the boundary.
 
-use core::ptr::null_mut;
+use core::{
+    marker::PhantomData,
+    ptr::null_mut,
+    sync::atomic::{
+        AtomicPtr,
+        Ordering, //
+    },
+};
 use kernel::{
     bindings,
     error::to_result,
@@ -19,6 +26,7 @@ use kernel::{
 };
 
 use super::{
+    eventfd::EventFd,
     pci as rawpci,
     sys,
     vfio::Device, //
@@ -40,15 +48,95 @@ pub(crate) enum IrqReturn {
 
 /// A hard-IRQ handler: runs in interrupt context, must not sleep.
 pub(crate) trait IrqHandler: Send + Sync {
-    /// Handles one interrupt.
-    fn handle(&self) -> IrqReturn;
+    /// Handles one interrupt; `cx` says which line it came on.
+    fn handle(&self, cx: &HardIrq) -> IrqReturn;
+}
+
+/// Proof that the holder runs inside a hard-IRQ handler of line `irq`, which
+/// `synchronize_irq(irq)` waits for. Only [`irq_trampoline`] makes one, lent for the call.
+pub(crate) struct HardIrq {
+    /// The Linux IRQ number being handled.
+    irq: u32,
+    /// Neither `Send` nor `Sync`: it stays on the handler's stack.
+    _not_send: PhantomData<*const ()>,
 }
 
 /// An eventfd signalled on every interrupt of its line (the MSI/MSI-X handler).
-impl IrqHandler for super::eventfd::EventFd {
-    fn handle(&self) -> IrqReturn {
+impl IrqHandler for EventFd {
+    fn handle(&self, _cx: &HardIrq) -> IrqReturn {
         self.signal();
         IrqReturn::Handled
+    }
+}
+
+/// The eventfd that the hard-IRQ handler of one line signals without taking a reference on
+/// it (upstream's `READ_ONCE(ctx->trigger)` in `vfio_send_intx_eventfd`): a reference count
+/// taken and dropped per interrupt costs helper calls in the hottest path.
+///
+/// # Invariants
+///
+/// `ptr` is null or `Arc::into_raw` of an `Arc<EventFd>` that this slot owns. A pointer
+/// [`IrqTrigger::replace`] takes out is released only after `synchronize_irq(irq)`, and the
+/// only readers without `&mut self` are [`IrqTrigger::signal`] callers, which run in a hard-IRQ
+/// handler of `irq` (checked against their [`HardIrq`]).
+pub(crate) struct IrqTrigger {
+    /// The line whose handlers may signal.
+    irq: u32,
+    /// The current eventfd, or null.
+    ptr: AtomicPtr<EventFd>,
+}
+
+impl IrqTrigger {
+    /// A slot for handlers of `irq`, holding `trigger`.
+    pub(crate) fn new(irq: u32, trigger: Option<Arc<EventFd>>) -> Self {
+        // INVARIANT: null or a reference we own.
+        Self {
+            irq,
+            ptr: AtomicPtr::new(Self::into_ptr(trigger)),
+        }
+    }
+
+    fn into_ptr(trigger: Option<Arc<EventFd>>) -> *mut EventFd {
+        trigger.map_or(null_mut(), |t| Arc::into_raw(t).cast_mut())
+    }
+
+    /// Signals the current eventfd, if any, from a handler of this slot's line.
+    #[inline]
+    pub(crate) fn signal(&self, cx: &HardIrq) {
+        // A handler of another line is not waited for by `replace`: it gets nothing.
+        if cx.irq != self.irq {
+            return;
+        }
+        let ptr = self.ptr.load(Ordering::Acquire);
+        if !ptr.is_null() {
+            // SAFETY: we run in a handler of `irq` (checked above), and `replace` releases a
+            // pointer it took out only after `synchronize_irq(irq)` has waited for such
+            // handlers, so this one stays live until we return (type invariant).
+            unsafe { (*ptr).signal() };
+        }
+    }
+
+    /// Publishes `trigger`; once this returns no handler signals the previous eventfd and its
+    /// reference has been dropped.
+    pub(crate) fn replace(&self, trigger: Option<Arc<EventFd>>) {
+        let old = self.ptr.swap(Self::into_ptr(trigger), Ordering::AcqRel);
+        if !old.is_null() {
+            synchronize_irq(self.irq);
+            // SAFETY: `old` came from `Arc::into_raw` and this slot owned it; it is no longer
+            // published, and the handlers that could have loaded it have returned.
+            drop(unsafe { Arc::from_raw(old) });
+        }
+    }
+}
+
+impl Drop for IrqTrigger {
+    fn drop(&mut self) {
+        let ptr = *self.ptr.get_mut();
+        if !ptr.is_null() {
+            // SAFETY: owned by the slot (type invariant); with `&mut self` no handler can be
+            // reading it (a registered handler keeps its slot borrowed through its `Arc`).
+            drop(unsafe { Arc::from_raw(ptr) });
+        }
     }
 }
 
@@ -94,11 +182,6 @@ impl<T: IrqHandler + 'static> Registration<T> {
         })
     }
 
-    /// The Linux IRQ number.
-    pub(crate) fn irq(&self) -> u32 {
-        self.irq
-    }
-
     /// The registered handler.
     pub(crate) fn handler(&self) -> &Arc<T> {
         &self.handler
@@ -120,13 +203,17 @@ impl<T: IrqHandler + 'static> Drop for Registration<T> {
 ///
 /// Called by the IRQ core with the cookie of a live [`Registration<T>`].
 unsafe extern "C" fn irq_trampoline<T: IrqHandler>(
-    _irq: c_int,
+    irq: c_int,
     cookie: *mut c_void,
 ) -> bindings::irqreturn_t {
     // SAFETY: the cookie is `Arc::as_ptr` of a handler the registration keeps alive until
     // `free_irq` has returned.
     let handler = unsafe { &*cookie.cast_const().cast::<T>() };
-    match handler.handle() {
+    let cx = HardIrq {
+        irq: irq as u32,
+        _not_send: PhantomData,
+    };
+    match handler.handle(&cx) {
         IrqReturn::None => bindings::irqreturn::IRQ_NONE,
         IrqReturn::Handled => bindings::irqreturn::IRQ_HANDLED,
     }
