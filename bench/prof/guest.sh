@@ -3,7 +3,9 @@
 # under vfio_pci_rs then upstream vfio-pci on the same device; then the symbols the host needs
 # to name the counted addresses (modules' text symbols, the kernel's _text for KASLR).
 . /bin/lib.sh
-modprobe vfio_pci_rs && modprobe vfio-pci || exit 1
+# PROF_LOAD: the modules in load order (their text addresses follow from it, and with them
+# which blocks share a slot of QEMU's jump cache).
+for m in ${PROF_LOAD:-vfio_pci_rs vfio-pci}; do modprobe "$m" || exit 1; done
 N=${PROF_N:-2000}
 ROWS=${PROF_ROWS:-"1234:11e8:config_pread4 1234:11e8:config_pwrite2_command 1234:11e8:bar_pread4
 1234:11e8:bar_pwrite4 1b36:0005:bar_pread4 1b36:0005:bar_pwrite4 1234:11e8:msi_loopback

@@ -41,17 +41,24 @@ for i, (drv, dev, row, n) in enumerate(runs):
     except OSError:
         continue
     head = lines[0].split()
-    total, lookups = int(head[1]), int(head[2])
+    total, lookups, jcm = int(head[1]), int(head[2]), int(head[3])
+    # With the TLB model (PROF_TLB=1): refills at 256, 1024 and 4096 entries.
+    tlb = [int(x) / n for x in head[4:7]]
     per, blocks, looks = collections.Counter(), collections.Counter(), collections.Counter()
+    fills, jcms = collections.Counter(), collections.Counter()
     for l in lines[1:]:
         if l:
-            va, insns, execs, lk = l.split()
+            va, insns, execs, lk, fl, jm = l.split()
+            jcms[name(int(va, 16))] += int(jm)
             per[name(int(va, 16))] += int(insns)
             blocks[name(int(va, 16))] += int(execs)
             looks[name(int(va, 16))] += int(lk)
+            fills[name(int(va, 16))] += int(fl)
     results[(dev, row, drv)] = (total / n, {k: v / n for k, v in per.items()},
                                 sum(blocks.values()) / n, {k: v / n for k, v in blocks.items()},
-                                lookups / n, {k: v / n for k, v in looks.items()})
+                                lookups / n, {k: v / n for k, v in looks.items()},
+                                tlb, {k: v / n for k, v in fills.items()},
+                                jcm / n, {k: v / n for k, v in jcms.items()})
 
 for dev, row in dict.fromkeys((d, r) for d, r, _ in results):
     ours = results.get((dev, row, "vfio_pci_rs"))
@@ -62,14 +69,23 @@ for dev, row in dict.fromkeys((d, r) for d, r, _ in results):
           f"vfio-pci {up[0]:.0f}, ratio {ours[0] / up[0]:.2f}; translation blocks executed "
           f"per operation: {ours[2]:.0f} / {up[2]:.0f}, ratio {ours[2] / up[2]:.2f}; unchained "
           f"block entries (jump-cache lookups): {ours[4]:.0f} / {up[4]:.0f}, "
-          f"ratio {ours[4] / up[4]:.2f}\n")
-    print("| function | vfio_pci_rs | vfio-pci | difference | blocks ours | blocks upstream "
-          "| lookups ours | lookups upstream |\n|---|---:|---:|---:|---:|---:|---:|---:|")
+          f"ratio {ours[4] / up[4]:.2f}; jump-cache misses (model): {ours[8]:.1f} / {up[8]:.1f}")
+    if ours[6] and up[6]:
+        print("software TLB refills per operation (256 / 1024 / 4096 entries): "
+              + ", ".join(f"{o:.1f} / {u:.1f}" for o, u in zip(ours[6], up[6])))
+    print("\n| function | vfio_pci_rs | vfio-pci | difference | blocks ours | blocks upstream "
+          "| lookups ours | lookups upstream | jump-cache misses ours | jump-cache misses upstream "
+          "| TLB refills ours | TLB refills upstream |\n"
+          "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     keys = set(ours[1]) | set(up[1])
     diff = sorted(keys, key=lambda k: -abs(ours[1].get(k, 0) - up[1].get(k, 0))
                   - abs(ours[3].get(k, 0) - up[3].get(k, 0))
-                  - 5 * abs(ours[5].get(k, 0) - up[5].get(k, 0)))
+                  - 5 * abs(ours[5].get(k, 0) - up[5].get(k, 0))
+                  - 20 * abs(ours[7].get(k, 0) - up[7].get(k, 0))
+                  - 20 * abs(ours[9].get(k, 0) - up[9].get(k, 0)))
     for k in diff[:18]:
         o, u = ours[1].get(k, 0), up[1].get(k, 0)
         print(f"| {k} | {o:.0f} | {u:.0f} | {o - u:+.0f} | {ours[3].get(k, 0):.1f} | "
-              f"{up[3].get(k, 0):.1f} | {ours[5].get(k, 0):.1f} | {up[5].get(k, 0):.1f} |")
+              f"{up[3].get(k, 0):.1f} | {ours[5].get(k, 0):.1f} | {up[5].get(k, 0):.1f} | "
+              f"{ours[9].get(k, 0):.1f} | {up[9].get(k, 0):.1f} | "
+              f"{ours[7].get(k, 0):.1f} | {up[7].get(k, 0):.1f} |")

@@ -2,7 +2,9 @@
 # Instruction-count profile of the bench rows: boots the guest (kernel of OUT/kdir) with the
 # QEMU plugin bench/prof/insncount.c, runs bench/prof/guest.sh, and prints per row and driver
 # the guest instructions per operation and the functions they go to (bench/prof/report.py).
-# Usage: [PROF_N=2000] [PROF_ROWS='VENDOR:DEVICE:ROW ...'] bench/prof/run.sh OUT
+# Usage: [PROF_N=2000] [PROF_ROWS='VENDOR:DEVICE:ROW ...'] [PROF_TLB=1] [PROF_LOAD='vfio-pci vfio_pci_rs']
+#        bench/prof/run.sh OUT
+# (PROF_TLB=1: also model QEMU's software TLB and count its refills, see insncount.c)
 # (OUT/kdir names the kernel; the module and client must be built for it).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -12,8 +14,9 @@ mkdir -p "$out/prof" && rm -f "$out/prof"/count.*
 gcc -O2 -shared -fPIC -fvisibility=hidden -o "$out/prof/insncount.so" "$top/bench/prof/insncount.c"
 # The guest script with this run's settings (PROF_N operations per row, PROF_ROWS) in front.
 { echo "PROF_N=${PROF_N:-2000}"; [ -z "${PROF_ROWS:-}" ] || echo "PROF_ROWS=\"$PROF_ROWS\"";
+	[ -z "${PROF_LOAD:-}" ] || echo "PROF_LOAD=\"$PROF_LOAD\"";
 	cat "$top/bench/prof/guest.sh"; } > "$out/prof/dev.sh"
 VPR_DEV_SCRIPT="$out/prof/dev.sh" bash "$top/scripts/initramfs.sh" "$kdir" "$out/prof"
-VPR_QEMU_EXTRA="-plugin $out/prof/insncount.so,out=$out/prof/count" \
+VPR_QEMU_EXTRA="-plugin $out/prof/insncount.so,out=$out/prof/count${PROF_TLB:+,tlb=1}" \
 	VPR_GUEST_TIMEOUT=${VPR_GUEST_TIMEOUT:-1800} bash "$top/scripts/guest.sh" dev "$kdir" "$out/prof" >/dev/null
 /usr/bin/python3 "$top/bench/prof/report.py" "$out/prof/console-dev.log" "$out/prof/count" "$kdir/System.map"

@@ -5,9 +5,24 @@
 # small batches between the two open devices in one process, so host noise hits both alike. Which
 # twin is ours swaps every round, so their placement (bus, IOMMU group, BAR address) cancels out.
 . /bin/lib.sh
-modprobe vfio_pci_rs && modprobe vfio-pci || { echo "bench: modules failed to load"; exit 1; }
+# Where the drivers' code lands decides which translated blocks share a slot of QEMU's jump
+# cache, a TCG artifact that moved single rows by up to +-0.1 from one build to the next
+# (bench/profile.md, fifth round). So every round reloads both drivers and places them anew:
+# which driver loads first, and whether an unrelated module (sit, with its dependencies) sits
+# in front of them in module space. Round r (from 0) has the first twin as vfio_pci_rs's when
+# bit 0 of r is clear, vfio-pci loaded first when bit 1 is set, the spacer when bit 2 is set:
+# 8 rounds take each combination once, and the ratios are medians over the placements.
+load_drivers() { # ROUND FIRST SPACER
+	rmmod vfio_pci vfio_pci_core vfio_pci_rs sit ip_tunnel tunnel4 2>/dev/null
+	[ "$3" = 1 ] && { modprobe sit || echo "bench: spacer module failed to load"; }
+	case $2 in
+	vfio_pci_rs) modprobe vfio_pci_rs && modprobe vfio-pci ;;
+	*) modprobe vfio-pci && modprobe vfio_pci_rs ;;
+	esac || { echo "bench: modules failed to load"; exit 1; }
+	echo "bench-info: round $1 loads $2 first, spacer $3; text at$(awk '$1 ~ /^vfio_pci(_rs|_core)?$/ { printf " %s %s", $1, $6 }' /proc/modules)"
+}
 
-ROUNDS=${ROUNDS:-6}
+ROUNDS=${ROUNDS:-8}
 IDS="1234:11e8 1af4:1110 1b36:0005"
 # Every BDF of a vendor:device, in bus order.
 bdfs_of() {
@@ -26,6 +41,9 @@ for id in $IDS; do
 done
 echo "bench-info: vfio-test pinned to CPU 0 (taskset), and so are the edu twins' INTx lines for the round trip"
 for round in $(seq 1 "$ROUNDS"); do
+	first=vfio_pci_rs
+	[ $(((round - 1) / 2 % 2)) -eq 1 ] && first=vfio-pci
+	load_drivers "$round" $first $(((round - 1) / 4 % 2))
 	for id in $IDS; do
 		set -- $(bdfs_of "$id")
 		[ $# -eq 2 ] || { echo "bench: want two $id, found $#"; continue; }
