@@ -259,15 +259,11 @@ fn ivshmem_misaligned(c: &mut Ctx, m: &Mapping) {
     for &p in &probes {
         // SAFETY: p < pages, inside the mapping.
         let a = unsafe { probe::read64(m2.addr() + p * PAGE) };
-        c.t.line(format!(
-            "misaligned mem off: map read page {p} -> {}",
-            probe::show(&a)
-        ));
-        c.check(
+        expect_sigbus(
+            c,
             &format!("misaligned.mem_off.sigbus@{p}"),
-            a == Err(libc::SIGBUS),
-            "SIGBUS",
-            probe::show(&a),
+            &format!("misaligned mem off: map read page {p}"),
+            &a,
         );
     }
     let w = c.dev.config_write16(PCI_COMMAND, cmd);
@@ -285,6 +281,12 @@ fn ivshmem_misaligned(c: &mut Ctx, m: &Mapping) {
         bad.len()
     ));
     c.check_eq("misaligned.mem_on.every_page", Vec::<usize>::new(), bad);
+}
+
+/// Records the read `what` (transcript) and checks that it faulted with SIGBUS.
+fn expect_sigbus(c: &mut Ctx, check: &str, what: &str, a: &probe::Access<u64>) {
+    c.t.line(format!("{what} -> {}", probe::show(a)));
+    c.check(check, *a == Err(libc::SIGBUS), "SIGBUS", probe::show(a));
 }
 
 /// Read 4 bytes at offset 0 through the mapping and through pread; where the
@@ -596,15 +598,11 @@ fn zap(c: &mut Ctx, info: &DeviceInfo, bar: u32, m: &Mapping) {
 
     for &off in &offs {
         let a = read(off);
-        c.t.line(format!(
-            "mem off: map read {name}+{off:#x} -> {}",
-            probe::show(&a)
-        ));
-        c.check(
+        expect_sigbus(
+            c,
             &format!("zap.mem_off.read_sigbus@{off:#x}"),
-            a == Err(libc::SIGBUS),
-            "SIGBUS",
-            probe::show(&a),
+            &format!("mem off: map read {name}+{off:#x}"),
+            &a,
         );
         if writable {
             // SAFETY: as above.
