@@ -9,7 +9,7 @@
 //! stays put where whole-run medians swing. Each row prints
 //! `bench-pair: <row> <batch> <ours ns/op> <upstream ns/op> <ratio>,<ratio>,...` (the ns are
 //! medians over the batches); rows that fault a BAR in also print
-//! `bench-faults: <row> <driver> minflt=N[ pte=N pmd=N pud=N fallback=N]` per operation (page
+//! `bench-faults: <row> <driver> minflt=N[ pte=N pmd=N pud=N fallback=N around=N]` per operation (page
 //! faults of the process for both drivers; the fault orders from vfio_pci_rs's debugfs counters)
 //! and `bench-note: <row> <driver> <text>` for the mapping's layout. The guest script swaps which
 //! twin is ours between rounds, so placement (bus, IOMMU group, BAR address) cancels out. No row
@@ -144,7 +144,7 @@ impl Faults {
         self.minflt += flt;
         if let (Some(b), Some(a)) = (before, counters::read(bdf)) {
             let sum = self.cnt.get_or_insert_with(Default::default);
-            for c in ["pte", "pmd", "pud", "fallback"] {
+            for c in ["pte", "pmd", "pud", "fallback", "around"] {
                 let d = counters::get(&a, c).saturating_sub(counters::get(b, c));
                 *sum.entry(c.into()).or_default() += d;
             }
@@ -735,7 +735,8 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
         }
     }
     let wait = || efd.as_ref().map_or(Err(Errno(libc::EBADF)), one_signal);
-    // fault4k: a NULL-hint mapping of the BAR (4 KiB faults), one page touched per operation.
+    // fault4k: a NULL-hint mapping of the BAR (4 KiB faults), one page touched per operation
+    // (under vfio_pci_rs the first touch in each 2 MiB block maps the whole block).
     let page = sys::page_size() as usize;
     let map = match row {
         "fault4k" => {
