@@ -281,6 +281,32 @@ fn ivshmem_misaligned(c: &mut Ctx, m: &Mapping) {
         bad.len()
     ));
     c.check_eq("misaligned.mem_on.every_page", Vec::<usize>::new(), bad);
+
+    // A hole punched before any access splits the VMA in two, across a 2 MiB boundary: each
+    // part's faults must stay inside it and map its own pages.
+    let Some(m3) = map(c, "split by a hole") else {
+        return;
+    };
+    let hole = 100..700;
+    // SAFETY: the hole lies inside m3, which no one else uses; m3's drop unmaps the whole
+    // range again, which is harmless for the part already gone.
+    let r = unsafe {
+        libc::munmap(
+            (m3.addr() + hole.start * PAGE) as *mut libc::c_void,
+            hole.len() * PAGE,
+        )
+    };
+    c.check_eq("misaligned.hole", 0, r);
+    let mut order = (hole.end..pages).chain(0..hole.start);
+    let bad = bad_pages(&m3, &mut order);
+    c.t.line(format!(
+        "misaligned: pages {}..{} unmapped first, the other {} -> {} wrong",
+        hole.start,
+        hole.end,
+        pages - hole.len(),
+        bad.len()
+    ));
+    c.check_eq("misaligned.split", Vec::<usize>::new(), bad);
 }
 
 /// Records the read `what` (transcript) and checks that it faulted with SIGBUS.
