@@ -968,21 +968,13 @@ impl VfioPciDevice {
         let ret = insert(req.address, pfn, req.order);
         let mut filled = 0;
         if req.order == 0 && ret == bindings::vm_fault_reason_VM_FAULT_NOPAGE {
-            let block = fault::around(req, pfn);
-            let page = req.address & !(bindings::PAGE_SIZE - 1);
-            let mut addr = block.first_addr;
-            for i in 0..block.pages as u64 {
+            for (addr, pfn) in fault::around(req, pfn) {
                 // An already mapped page answers NOPAGE too; anything else (no memory for a
                 // page table) ends the fill, the faulting page is in.
-                if addr != page {
-                    if insert(addr, block.first_pfn + i, 0)
-                        != bindings::vm_fault_reason_VM_FAULT_NOPAGE
-                    {
-                        break;
-                    }
-                    filled += 1;
+                if insert(addr, pfn, 0) != bindings::vm_fault_reason_VM_FAULT_NOPAGE {
+                    break;
                 }
-                addr += bindings::PAGE_SIZE;
+                filled += 1;
             }
         }
         drop(mem);

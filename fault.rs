@@ -85,30 +85,21 @@ pub(crate) fn plan(req: &FaultRequest, bar_start: u64) -> Option<u64> {
     Some(pfn)
 }
 
-/// The pages a 4 KiB fault fills: the page at `req.address` (mapped to `pfn`) and the rest of
-/// its 2 MiB-aligned block (one page table) that lies inside the VMA.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) struct Around {
-    /// Address of the first page of the block inside the VMA.
-    pub(crate) first_addr: usize,
-    /// The PFN that page maps.
-    pub(crate) first_pfn: u64,
-    /// Pages in the block, the faulting one included.
-    pub(crate) pages: usize,
-}
-
-/// The block a 4 KiB fault at `req.address`, served with `pfn` by [`plan`], fills.
-pub(crate) fn around(req: &FaultRequest, pfn: u64) -> Around {
-    let block = 1usize << (PAGE_SHIFT + PMD_ORDER);
-    let page = req.address & !((1usize << PAGE_SHIFT) - 1);
+/// The other pages a 4 KiB fault at `req.address`, served with `pfn` by [`plan`], fills: the
+/// rest of its 2 MiB-aligned block (one page table) that lies inside the VMA, as (address,
+/// PFN) pairs in address order.
+pub(crate) fn around(req: &FaultRequest, pfn: u64) -> impl Iterator<Item = (usize, u64)> {
+    let page_size = 1usize << PAGE_SHIFT;
+    let block = page_size << PMD_ORDER;
+    let page = req.address & !(page_size - 1);
     let block_start = page & !(block - 1);
-    let first_addr = block_start.max(req.vm_start);
+    let first = block_start.max(req.vm_start);
     let end = block_start.saturating_add(block).min(req.vm_end);
-    Around {
-        first_addr,
-        first_pfn: pfn - ((page - first_addr) >> PAGE_SHIFT) as u64,
-        pages: (end - first_addr) >> PAGE_SHIFT,
-    }
+    let first_pfn = pfn - ((page - first) >> PAGE_SHIFT) as u64;
+    (first..end)
+        .step_by(page_size)
+        .zip(first_pfn..)
+        .filter(move |&(addr, _)| addr != page)
 }
 
 /// Per-device counters of the fault path, readable in debugfs.
