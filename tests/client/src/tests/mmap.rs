@@ -157,6 +157,9 @@ fn error_cases(c: &mut Ctx, info: &DeviceInfo, maps: &[(u32, RegionInfo, Mapping
 /// and come back with it. `m` is the aligned mapping of the whole BAR, used to seed the data.
 fn ivshmem_misaligned(c: &mut Ctx, m: &Mapping) {
     const PAGE: usize = 4096;
+    const SKEW: usize = 64 << 10;
+    // Pages of the mapping in its first 2 MiB block (the block starts SKEW before it).
+    const FIRST_BLOCK_PAGES: usize = ((2 << 20) - SKEW) / PAGE;
     let first = 3 * PAGE;
     let len = (5 << 20) + 7 * PAGE;
     let pages = len / PAGE;
@@ -180,7 +183,7 @@ fn ivshmem_misaligned(c: &mut Ctx, m: &Mapping) {
             region_offset(2) + first as u64,
             len as u64,
             2 << 20,
-            64 << 10,
+            SKEW as u64,
         );
         let ans = match &res {
             Ok(_) => "ok".to_string(),
@@ -255,7 +258,9 @@ fn ivshmem_misaligned(c: &mut Ctx, m: &Mapping) {
     };
     let w = c.dev.config_write16(PCI_COMMAND, cmd & !PCI_COMMAND_MEMORY);
     c.expect_ret("misaligned.disable_mem", &w, 2);
-    let probes = [0usize, 2, 511 - 16 + 3, pages - 1];
+    // Page 1's fault mapped the first block ahead: its first pages and its last one, never
+    // accessed; and the mapping's last page, never mapped.
+    let probes = [0usize, 2, FIRST_BLOCK_PAGES - 1, pages - 1];
     for &p in &probes {
         // SAFETY: p < pages, inside the mapping.
         let a = unsafe { probe::read64(m2.addr() + p * PAGE) };
