@@ -49,11 +49,12 @@ for i, (drv, dev, row, n) in enumerate(runs):
     for l in lines[1:]:
         if l:
             va, insns, execs, lk, fl, jm = l.split()
-            jcms[name(int(va, 16))] += int(jm)
-            per[name(int(va, 16))] += int(insns)
-            blocks[name(int(va, 16))] += int(execs)
-            looks[name(int(va, 16))] += int(lk)
-            fills[name(int(va, 16))] += int(fl)
+            fn = name(int(va, 16))
+            per[fn] += int(insns)
+            blocks[fn] += int(execs)
+            looks[fn] += int(lk)
+            fills[fn] += int(fl)
+            jcms[fn] += int(jm)
     results[(dev, row, drv)] = (total / n, {k: v / n for k, v in per.items()},
                                 sum(blocks.values()) / n, {k: v / n for k, v in blocks.items()},
                                 lookups / n, {k: v / n for k, v in looks.items()},
