@@ -161,32 +161,38 @@ impl Faults {
     }
 }
 
-/// An operation of one side, as the interleaver calls it.
-type Op<'a> = &'a mut dyn FnMut() -> Result<(), Errno>;
+/// A row's operation on side `s` (0: ours, 1: upstream), as the interleaver calls it.
+///
+/// One function serves both sides, picking the side's device from its argument: two closures
+/// (one per side) would be two copies of the client code at different addresses, and TCG's
+/// per-page jump cache charges each copy differently (which copy collides with which kernel
+/// block depends on the client's build). With one copy the client's cost is the same on both
+/// sides of every pair and only the drivers differ.
+type Op<'a> = &'a mut dyn FnMut(usize) -> Result<(), Errno>;
 
-/// Samples `row` by `plan` on both sides (`ops[0]` on `bdfs[0]`, ours; `ops[1]` upstream) in
+/// Samples `row` by `plan` on both sides (`op(0)` on `bdfs[0]`, ours; `op(1)` upstream) in
 /// interleaved batches and prints its `bench-pair:` (and `bench-faults:`) lines.
-fn interleave(k: &mut Ktap, row: &str, plan: Plan, bdfs: [&str; 2], mut ops: [Op; 2]) {
+fn interleave(k: &mut Ktap, row: &str, plan: Plan, bdfs: [&str; 2], op: Op) {
     let mut ns = [Vec::new(), Vec::new()];
     let mut fl = [Faults::default(), Faults::default()];
-    let batch = |s: usize, ops: &mut [Op; 2]| -> Result<f64, String> {
+    let mut batch = |s: usize| -> Result<f64, String> {
         let t = Instant::now();
         for _ in 0..plan.batch {
-            ops[s]().map_err(|e| format!("{} under {}", e, DRIVERS[s]))?;
+            op(s).map_err(|e| format!("{} under {}", e, DRIVERS[s]))?;
         }
         Ok(t.elapsed().as_nanos() as f64 / (f64::from(plan.batch) * plan.per_call))
     };
     let r = (|| {
         if plan.warm {
             for s in [0, 1] {
-                batch(s, &mut ops)?;
+                batch(s)?;
             }
         }
         for p in 0..plan.pairs {
             for s in order(p) {
                 // Fault counts are read outside the timed batch.
                 let before = plan.faults.then(|| (faults(), counters::read(bdfs[s])));
-                ns[s].push(batch(s, &mut ops)?);
+                ns[s].push(batch(s)?);
                 if let Some((f0, c0)) = before {
                     let ops = f64::from(plan.batch) * plan.per_call;
                     fl[s].add(ops, faults() - f0, c0.as_ref(), bdfs[s]);
@@ -356,53 +362,41 @@ fn irq_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2]) {
         (VFIO_PCI_MSI_IRQ_INDEX, "msi_loopback"),
         (VFIO_PCI_INTX_IRQ_INDEX, "intx_loopback"),
     ] {
-        let (e0, e1) = match (irq_eventfd(&devs[0], index), irq_eventfd(&devs[1], index)) {
-            (Ok(a), Ok(b)) => (a, b),
+        let efds = match (irq_eventfd(&devs[0], index), irq_eventfd(&devs[1], index)) {
+            (Ok(a), Ok(b)) => [a, b],
             (a, b) => {
                 let e = a.err().or(b.err()).unwrap_or(Errno(0));
                 k.fail(&format!("bench.{row}"), "interrupt enables", e);
                 continue;
             }
         };
-        let lb = |dev: &Device, efd: &EventFd| {
-            set_irqs(dev, ACTION_TRIGGER | DATA_NONE, index, 1, &[])?;
-            one_signal(efd)
+        let lb = &mut |s: usize| {
+            set_irqs(&devs[s], ACTION_TRIGGER | DATA_NONE, index, 1, &[])?;
+            one_signal(&efds[s])
         };
-        interleave(
-            k,
-            row,
-            fast(25),
-            bdfs,
-            [&mut || lb(&devs[0], &e0), &mut || lb(&devs[1], &e1)],
-        );
+        interleave(k, row, fast(25), bdfs, lb);
         for d in devs {
             let _ = set_irqs(d, ACTION_TRIGGER | DATA_NONE, index, 0, &[]);
         }
     }
     let row = "intx_edu_round_trip";
     let i = VFIO_PCI_INTX_IRQ_INDEX;
-    let (e0, e1) = match (irq_eventfd(&devs[0], i), irq_eventfd(&devs[1], i)) {
-        (Ok(a), Ok(b)) => (a, b),
+    let efds = match (irq_eventfd(&devs[0], i), irq_eventfd(&devs[1], i)) {
+        (Ok(a), Ok(b)) => [a, b],
         (a, b) => {
             let e = a.err().or(b.err()).unwrap_or(Errno(0));
             return k.fail(&format!("bench.{row}"), "INTx enables", e);
         }
     };
     pin_intx(&bdfs);
-    let rt = |dev: &Device, efd: &EventFd| {
-        let w = |off, v: u32| dev.write_region(0, off, &v.to_le_bytes()).map(drop);
+    let rt = &mut |s: usize| {
+        let w = |off, v: u32| devs[s].write_region(0, off, &v.to_le_bytes()).map(drop);
         w(EDU_IRQ_RAISE, 1)?;
-        one_signal(efd)?;
+        one_signal(&efds[s])?;
         w(EDU_IRQ_ACK, 1)?;
-        set_irqs(dev, ACTION_UNMASK | DATA_NONE, i, 1, &[])
+        set_irqs(&devs[s], ACTION_UNMASK | DATA_NONE, i, 1, &[])
     };
-    interleave(
-        k,
-        row,
-        fast(4),
-        bdfs,
-        [&mut || rt(&devs[0], &e0), &mut || rt(&devs[1], &e1)],
-    );
+    interleave(k, row, fast(4), bdfs, rt);
     // Where the interrupts went (per-CPU counts, chip, handler): explains a slow side.
     let text = std::fs::read_to_string("/proc/interrupts").unwrap_or_default();
     for (s, bdf) in bdfs.iter().enumerate() {
@@ -427,34 +421,22 @@ fn bar_rows(
     kind: &str,
     write: Option<u32>,
 ) {
-    let rd = |dev: &Device, bar: u32| {
+    let rd = &mut |s: usize| {
         let mut b4 = [0u8; 4];
-        match dev.read_region(bar, off, &mut b4) {
+        match devs[s].read_region(bars[s], off, &mut b4) {
             Ok(4) => Ok(()),
             Ok(_) => Err(Errno(libc::EIO)),
             Err(e) => Err(e),
         }
     };
-    interleave(
-        k,
-        &format!("bar_pread4_{kind}"),
-        fast(150),
-        bdfs,
-        [&mut || rd(&devs[0], bars[0]), &mut || rd(&devs[1], bars[1])],
-    );
+    interleave(k, &format!("bar_pread4_{kind}"), fast(150), bdfs, rd);
     if let Some(v) = write {
-        let wr = |dev: &Device, bar: u32| match dev.write_region(bar, off, &v.to_le_bytes()) {
+        let wr = &mut |s: usize| match devs[s].write_region(bars[s], off, &v.to_le_bytes()) {
             Ok(4) => Ok(()),
             Ok(_) => Err(Errno(libc::EIO)),
             Err(e) => Err(e),
         };
-        interleave(
-            k,
-            &format!("bar_pwrite4_{kind}"),
-            fast(150),
-            bdfs,
-            [&mut || wr(&devs[0], bars[0]), &mut || wr(&devs[1], bars[1])],
-        );
+        interleave(k, &format!("bar_pwrite4_{kind}"), fast(150), bdfs, wr);
     }
 }
 
@@ -473,19 +455,13 @@ fn map_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2], bar: u32, size: u
         warm: false,
         faults: true,
     };
-    let mt = |dev: &Device| {
-        let map = Mapping::new_aligned(dev.fd, off, size, align)?;
+    let mt = &mut |s: usize| {
+        let map = Mapping::new_aligned(devs[s].fd, off, size, align)?;
         add(touch(map.addr(), map.size()));
         Ok(())
     };
     let row = format!("map_touch_{mb}m_aligned");
-    interleave(
-        k,
-        &row,
-        plan,
-        bdfs,
-        [&mut || mt(&devs[0]), &mut || mt(&devs[1])],
-    );
+    interleave(k, &row, plan, bdfs, mt);
 
     // NULL hint: the kernel picks the address, so every page is a 4 KiB fault (seconds per BAR).
     // Both BARs stay mapped for one pass per round and the touching alternates 4 MiB chunks
@@ -505,7 +481,7 @@ fn map_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2], bar: u32, size: u
         }
     };
     let next = [std::cell::Cell::new(0usize), Default::default()];
-    let mn = |s: usize| {
+    let mn = &mut |s: usize| {
         let i = next[s].replace(next[s].get() + 1);
         add(touch(maps[s].0 + i * chunk, chunk));
         Ok(())
@@ -515,7 +491,7 @@ fn map_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2], bar: u32, size: u
         per_call: 1.0 / f64::from(chunks),
         ..plan
     };
-    interleave(k, &row, plan2, bdfs, [&mut || mn(0), &mut || mn(1)]);
+    interleave(k, &row, plan2, bdfs, mn);
     for (s, map) in maps.iter().enumerate() {
         let (pud, pmd) = huge_fit(map.0, map.1);
         println!(
@@ -543,20 +519,16 @@ fn map_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2], bar: u32, size: u
             return k.fail(&format!("bench.{row}"), "BAR maps", e);
         }
     };
-    let zr = |dev: &Device, cmd: u16, map: &Mapping| {
+    let (cmds, maps) = ([c0, c1], [m0, m1]);
+    let zr = &mut |s: usize| {
+        let (dev, cmd, map) = (&devs[s], cmds[s], &maps[s]);
         dev.config_write16(PCI_COMMAND, cmd & !PCI_COMMAND_MEMORY)?;
         dev.config_write16(PCI_COMMAND, cmd | PCI_COMMAND_MEMORY)?;
         add(touch(map.addr(), map.size()));
         Ok(())
     };
-    interleave(
-        k,
-        &row,
-        plan,
-        bdfs,
-        [&mut || zr(&devs[0], c0, &m0), &mut || zr(&devs[1], c1, &m1)],
-    );
-    drop((m0, m1));
+    interleave(k, &row, plan, bdfs, zr);
+    drop(maps);
     println!("# bench checksum {}", sum.get());
 }
 
@@ -567,8 +539,8 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
     let kind = read_ids(ours).map_or(Kind::Other, |(v, d)| Kind::from_ids(v, d));
     // Open + close, each with the device reset the drivers do there; before the long-lived
     // opens below, which would make these fail.
-    let oc = |bdf: &str| {
-        Device::open(bdf, Mode::Cdev)
+    let oc = &mut |s: usize| {
+        Device::open(bdfs[s], Mode::Cdev)
             .map(drop)
             .map_err(|_| Errno(libc::EIO))
     };
@@ -579,13 +551,7 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
         warm: true,
         faults: false,
     };
-    interleave(
-        k,
-        "open_close",
-        plan,
-        bdfs,
-        [&mut || oc(ours), &mut || oc(up)],
-    );
+    interleave(k, "open_close", plan, bdfs, oc);
     let devs = match (Device::open(ours, Mode::Cdev), Device::open(up, Mode::Cdev)) {
         (Ok(a), Ok(b)) => [a, b],
         (a, b) => {
@@ -594,15 +560,8 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
         }
     };
     let plan = Plan { pairs: 20, ..plan };
-    interleave(
-        k,
-        "device_reset",
-        plan,
-        bdfs,
-        [&mut || devs[0].reset().map(drop), &mut || {
-            devs[1].reset().map(drop)
-        }],
-    );
+    let reset = &mut |s: usize| devs[s].reset().map(drop);
+    interleave(k, "device_reset", plan, bdfs, reset);
     // Decode on, INTx not disabled: what the BAR and interrupt rows need.
     let mut cmds = [0u16; 2];
     for (s, dev) in devs.iter().enumerate() {
@@ -612,10 +571,10 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
         }
     }
     // Config space: every dword of the standard header, and COMMAND writes of its own value.
-    let cr = |dev: &Device| {
+    let cr = &mut |s: usize| {
         let mut b4 = [0u8; 4];
         for off in (0..64).step_by(4) {
-            dev.read_region(CONFIG, off, &mut b4)?;
+            devs[s].read_region(CONFIG, off, &mut b4)?;
         }
         Ok(())
     };
@@ -623,21 +582,9 @@ pub fn run(k: &mut Ktap, ours: &str, up: &str) {
         per_call: 16.0,
         ..fast(8)
     };
-    interleave(
-        k,
-        "config_pread4",
-        plan,
-        bdfs,
-        [&mut || cr(&devs[0]), &mut || cr(&devs[1])],
-    );
-    let cw = |s: usize| devs[s].config_write16(PCI_COMMAND, cmds[s]).map(drop);
-    interleave(
-        k,
-        "config_pwrite2_command",
-        fast(30),
-        bdfs,
-        [&mut || cw(0), &mut || cw(1)],
-    );
+    interleave(k, "config_pread4", plan, bdfs, cr);
+    let cw = &mut |s: usize| devs[s].config_write16(PCI_COMMAND, cmds[s]).map(drop);
+    interleave(k, "config_pwrite2_command", fast(30), bdfs, cw);
     // BAR access through the fd: a register or memory word each device tolerates.
     match kind {
         Kind::Edu => bar_rows(
