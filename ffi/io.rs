@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 
-//! Mapped BARs and ROMs, accessed with `ioread*`/`iowrite*`.
+//! Mapped BARs and ROMs, accessed with `ioread*`/`iowrite*` (memory BARs with the MMIO
+//! accessors those reduce to for an MMIO cookie, inline).
 //!
 //! On x86 `pci_iomap` of an I/O-port BAR returns a port cookie that only the `ioread*` family
 //! understands, so this type (unlike `kernel::pci::Bar`) serves memory and I/O BARs alike, and
@@ -96,6 +97,81 @@ unsafe fn io_write(p: *mut c_void, width: Width, val: u64) {
     }
 }
 
+/// One read of `width` bytes at the MMIO address `p`: what `ioread*` does for an MMIO cookie
+/// (`readb`/`readw`/`readl`, on x86 one `mov` from the mapping), without the call into
+/// lib/iomap.c and its port-or-memory test: under TCG every call and return is a jump-cache
+/// lookup, and the memory-BAR rows of the bench are a few of them per access. 8 bytes as
+/// [`io_read`].
+///
+/// # Safety
+///
+/// `p` must be an MMIO address (an `ioremap`/`pci_iomap` of memory) valid for `width` bytes.
+#[inline(always)]
+unsafe fn mmio_read(p: *mut c_void, width: Width) -> u64 {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: guaranteed by the caller; each `mov` is one load of its width from `p`, the
+    // instruction x86's `read[bwl]` emit. Not `nomem`/`readonly`: the compiler must not move
+    // other memory accesses across it (C's "memory" clobber).
+    unsafe {
+        match width {
+            Width::W8 => {
+                let v: u8;
+                core::arch::asm!("mov {v}, byte ptr [{p}]", p = in(reg) p, v = out(reg_byte) v,
+                    options(nostack, preserves_flags));
+                u64::from(v)
+            }
+            Width::W16 => {
+                let v: u16;
+                core::arch::asm!("mov {v:x}, word ptr [{p}]", p = in(reg) p, v = out(reg) v,
+                    options(nostack, preserves_flags));
+                u64::from(v)
+            }
+            Width::W32 => {
+                let v: u32;
+                core::arch::asm!("mov {v:e}, dword ptr [{p}]", p = in(reg) p, v = out(reg) v,
+                    options(nostack, preserves_flags));
+                u64::from(v)
+            }
+            Width::W64 => sys::vpr_ioread64(p),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: guaranteed by the caller (an MMIO address is an iomap cookie).
+    unsafe {
+        io_read(p, width)
+    }
+}
+
+/// One write of the low `width` bytes of `val` at the MMIO address `p`: `iowrite*` of an MMIO
+/// cookie (`writeb`/`writew`/`writel`, on x86 one `mov`), inline as [`mmio_read`].
+///
+/// # Safety
+///
+/// As [`mmio_read`].
+#[inline(always)]
+unsafe fn mmio_write(p: *mut c_void, width: Width, val: u64) {
+    #[cfg(target_arch = "x86_64")]
+    // CAST: each arm keeps exactly the bytes of its width.
+    // SAFETY: guaranteed by the caller; each `mov` is one store of its width to `p`, the
+    // instruction x86's `write[bwl]` emit, with C's "memory" clobber (no `nomem`).
+    unsafe {
+        match width {
+            Width::W8 => core::arch::asm!("mov byte ptr [{p}], {v}", p = in(reg) p,
+                v = in(reg_byte) val as u8, options(nostack, preserves_flags)),
+            Width::W16 => core::arch::asm!("mov word ptr [{p}], {v:x}", p = in(reg) p,
+                v = in(reg) val as u16, options(nostack, preserves_flags)),
+            Width::W32 => core::arch::asm!("mov dword ptr [{p}], {v:e}", p = in(reg) p,
+                v = in(reg) val as u32, options(nostack, preserves_flags)),
+            Width::W64 => sys::vpr_iowrite64(val, p),
+        }
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    // SAFETY: guaranteed by the caller (an MMIO address is an iomap cookie).
+    unsafe {
+        io_write(p, width, val)
+    }
+}
+
 /// A claimed and mapped BAR.
 ///
 /// The resource's start, length and flags are read once, here, and cached: the BAR stays
@@ -106,7 +182,8 @@ unsafe fn io_write(p: *mut c_void, width: Width, val: u64) {
 /// # Invariants
 ///
 /// `addr` is the `pci_iomap` cookie of BAR `bar` of `pdev`, `len` bytes long, and the BAR is
-/// claimed with `pci_request_selected_regions`; both are undone exactly once, in `drop`.
+/// claimed with `pci_request_selected_regions`; both are undone exactly once, in `drop`. When
+/// `is_mem`, `addr` is an MMIO address (`pci_iomap` of a memory BAR is its `ioremap`).
 pub(crate) struct BarMap {
     pdev: ARef<pci::Device>,
     bar: u32,
@@ -136,7 +213,8 @@ impl BarMap {
             rawpci::release_region(pdev, bar);
             return Err(ENOMEM);
         }
-        // INVARIANT: the BAR is claimed and mapped.
+        // INVARIANT: the BAR is claimed and mapped; `pci_iomap` of an `IORESOURCE_MEM` BAR is
+        // its `ioremap`, so `addr` is an MMIO address when `is_mem`.
         Ok(Self {
             pdev: pdev.into(),
             bar,
@@ -174,21 +252,35 @@ impl BarMap {
     }
 
     /// Reads `width` bytes at `offset`; `None` when the access would leave the BAR.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn read(&self, offset: u64, width: Width) -> Option<u64> {
         let p = self.at(offset, width)?;
-        // SAFETY: `p` points `width` bytes inside the mapped BAR (checked by `at`).
-        Some(unsafe { io_read(p, width) })
+        // SAFETY: `p` points `width` bytes inside the mapped BAR (checked by `at`), an MMIO
+        // address when `is_mem` (type invariant).
+        Some(unsafe {
+            if self.is_mem {
+                mmio_read(p, width)
+            } else {
+                io_read(p, width)
+            }
+        })
     }
 
     /// Writes the low `width` bytes of `val` at `offset`; false when it would leave the BAR.
-    #[inline]
+    #[inline(always)]
     pub(crate) fn write(&self, offset: u64, width: Width, val: u64) -> bool {
         let Some(p) = self.at(offset, width) else {
             return false;
         };
-        // SAFETY: `p` points `width` bytes inside the mapped BAR (checked by `at`).
-        unsafe { io_write(p, width, val) };
+        // SAFETY: `p` points `width` bytes inside the mapped BAR (checked by `at`), an MMIO
+        // address when `is_mem` (type invariant).
+        unsafe {
+            if self.is_mem {
+                mmio_write(p, width, val)
+            } else {
+                io_write(p, width, val)
+            }
+        };
         true
     }
 
