@@ -20,6 +20,13 @@ import sys
 
 OURS, UP = "vfio_pci_rs", "vfio-pci"
 
+# Kernel reports (as scripts/test.sh looks for them): any on the console, or in the kernel log
+# the guest prints after the rounds (`bench-dmesg:`, the console being quiet during them),
+# fails the bench.
+REPORT = re.compile(r"WARNING:|BUG:|Oops|general protection|KASAN|UBSAN|possible circular "
+                    r"locking|possible recursive locking|inconsistent lock state|lock held when "
+                    r"returning|INFO: task .* blocked|hung_task|Kernel panic|suspicious RCU")
+
 # What each row measures, for the table (rows not listed show their name only).
 WHAT = {
     "open_close": "open + close of the device fd (cdev), resets included",
@@ -49,11 +56,13 @@ def fmt_ns(ns):
 
 def main():
     log, host, md, png = sys.argv[1:5]
-    info, failures = [], []
+    info, failures, reports = [], [], []
     # (dev, row) -> round -> dict(ours, up, ratios, twin)
     pairs, faults, notes, pins = {}, {}, {}, {}
     for line in open(log, errors="replace"):
         line = line.strip()
+        if REPORT.search(line):
+            reports.append(line)
         if line.startswith("bench-info: "):
             info.append(line[len("bench-info: "):])
             continue
@@ -178,12 +187,16 @@ def main():
                     text.append(f"- {dev} {row} under {drv}: {note}")
     if failures:
         text += ["", "## Failed operations", ""] + [f"- {f}" for f in failures]
+    if reports:
+        text += ["", "## Kernel reports", ""] + [f"- `{r}`" for r in reports[:20]]
     text += ["", "![ratio chart](results.png)", ""]
     open(md, "w").write("\n".join(text))
     print("\n".join(text))
     chart(rows, info, png)
     if failures:
         sys.exit("bench: some operations failed (see above)")
+    if reports:
+        sys.exit(f"bench: {len(reports)} kernel report lines in the guest's log (see above)")
 
 
 def chart(rows, info, png):

@@ -40,6 +40,16 @@ for id in $IDS; do
 	echo "bench-info: device $(name_of "${b%% *}") twins ${b% }"
 done
 echo "bench-info: vfio-test pinned to CPU 0 (taskset), and so are the edu twins' INTx lines for the round trip"
+# The console during the rounds shows errors only (console loglevel 4, what a host booted
+# `quiet` prints). Under TCG each console line costs about a millisecond of emulated UART, a
+# fifth of a reset, and every reset logs two PCI core warnings ("resetting", "reset done")
+# headed by the driver's name, three characters longer for vfio_pci_rs: with the console at
+# loglevel 6 the reset rows measured that (bench/profile.md, sixth round). Nothing is lost: the
+# kernel log of the rounds is printed after them, and bench_report.py fails the run on any
+# kernel report in it.
+dmesg -c >/dev/null
+dmesg -n 4
+echo "bench-info: console loglevel 4 during the rounds (errors only, as a host booted quiet); the kernel log follows them"
 for round in $(seq 1 "$ROUNDS"); do
 	first=vfio_pci_rs
 	[ $(((round - 1) / 2 % 2)) -eq 1 ] && first=vfio-pci
@@ -60,3 +70,8 @@ for round in $(seq 1 "$ROUNDS"); do
 	done
 	echo "bench: round $round done at $(cut -d' ' -f1 /proc/uptime) s"
 done
+dmesg -n 6
+# The kernel log of the rounds, less the reset notices (counted instead).
+resets=$(dmesg | grep -cE ': (resetting|reset done)$')
+echo "bench-info: kernel log of the rounds: $resets PCI core reset notices, the other lines follow"
+dmesg | grep -vE ': (resetting|reset done)$' | sed 's/^/bench-dmesg: /'
