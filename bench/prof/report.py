@@ -3,6 +3,7 @@
 instructions per operation and the functions they were spent in (kernel symbols from System.map
 shifted by the run's KASLR offset, module symbols from the guest's /proc/kallsyms).
 Usage: report.py CONSOLE_LOG COUNT_PREFIX SYSTEM_MAP"""
+import os
 import bisect
 import collections
 import re
@@ -84,7 +85,7 @@ for dev, row in dict.fromkeys((d, r) for d, r, _ in results):
                   - 5 * abs(ours[5].get(k, 0) - up[5].get(k, 0))
                   - 20 * abs(ours[7].get(k, 0) - up[7].get(k, 0))
                   - 20 * abs(ours[9].get(k, 0) - up[9].get(k, 0)))
-    for k in diff[:18]:
+    for k in diff[:int(os.environ.get("PROF_TOP", "18"))]:
         o, u = ours[1].get(k, 0), up[1].get(k, 0)
         print(f"| {k} | {o:.0f} | {u:.0f} | {o - u:+.0f} | {ours[3].get(k, 0):.1f} | "
               f"{up[3].get(k, 0):.1f} | {ours[5].get(k, 0):.1f} | {up[5].get(k, 0):.1f} | "
