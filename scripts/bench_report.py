@@ -62,7 +62,8 @@ def main():
     for line in open(log, errors="replace"):
         line = line.strip()
         if REPORT.search(line):
-            reports.append(line)
+            # An error line is on the console and again in the log printed after the rounds.
+            reports.append(line.removeprefix("bench-dmesg: "))
         if line.startswith("bench-info: "):
             info.append(line[len("bench-info: "):])
             continue
@@ -187,6 +188,7 @@ def main():
                     text.append(f"- {dev} {row} under {drv}: {note}")
     if failures:
         text += ["", "## Failed operations", ""] + [f"- {f}" for f in failures]
+    reports = list(dict.fromkeys(reports))
     if reports:
         text += ["", "## Kernel reports", ""] + [f"- `{r}`" for r in reports[:20]]
     text += ["", "![ratio chart](results.png)", ""]

@@ -72,6 +72,7 @@ for round in $(seq 1 "$ROUNDS"); do
 done
 dmesg -n 6
 # The kernel log of the rounds, less the reset notices (counted instead).
-resets=$(dmesg | grep -cE ': (resetting|reset done)$')
-echo "bench-info: kernel log of the rounds: $resets PCI core reset notices, the other lines follow"
-dmesg | grep -vE ': (resetting|reset done)$' | sed 's/^/bench-dmesg: /'
+dmesg > /tmp/bench-dmesg
+notice=': (resetting|reset done)$'
+echo "bench-info: kernel log of the rounds: $(grep -cE "$notice" /tmp/bench-dmesg) PCI core reset notices, the other lines follow"
+grep -vE "$notice" /tmp/bench-dmesg | sed 's/^/bench-dmesg: /'
