@@ -117,7 +117,8 @@ type BarSlot = Result<BarMap>;
 pub(crate) struct MemoryState {
     /// Virtual COMMAND.MEM as user space last set it (upstream tests vconfig, not hardware).
     mem_enabled: bool,
-    /// BARs claimed and mapped at open; `ENODEV` for empty BARs and while closed.
+    /// BARs claimed at open (memory BARs are mapped on first access, see `BarMap`); `ENODEV`
+    /// for empty BARs and while closed.
     bars: [BarSlot; 6],
     /// Which BARs may be mmapped (upstream's `bar_mmap_supported`).
     mmap_ok: [bool; 6],
@@ -152,7 +153,8 @@ impl MemoryState {
         }
     }
 
-    /// The mapped BAR, or the error that its mapping failed with at open.
+    /// The claimed BAR, or the error that claiming (for an I/O-port BAR, mapping) it failed
+    /// with at open.
     pub(crate) fn bar(&self, bar: u32) -> Result<&BarMap> {
         match self.bars.get(bar as usize) {
             Some(Ok(map)) => Ok(map),

@@ -67,10 +67,11 @@ impl IoeventfdCtx {
         if self.test_mem && !vdev.memory_accessible(mem) {
             return;
         }
-        // The BAR is mapped while the device is open; every ioeventfd is gone before close
-        // unmaps it (the check is only a belt for an impossible case).
-        if let Ok(map) = mem.bar(self.bar) {
-            map.write(self.pos, self.width, self.data);
+        // The BAR was mapped when the ioeventfd was set up and stays mapped while the device
+        // is open; every ioeventfd is gone before close unmaps it (the check is only a belt
+        // for an impossible case: this may run in atomic context, where mapping is not allowed).
+        if let Some(io) = mem.bar(self.bar).ok().and_then(|map| map.io_mapped()) {
+            io.write(self.pos, self.width, self.data);
         }
     }
 }
@@ -187,9 +188,9 @@ impl Ioeventfds {
                     return Err(EINVAL);
                 }
             }
-            // Upstream maps the BAR here (`vfio_pci_core_get_iomap`); ours is mapped at open
-            // and this answers the error its mapping failed with.
-            mem.bar(bar)?;
+            // Map the BAR now, as upstream's `vfio_pci_core_get_iomap` here answers its
+            // mapping's error: the write itself may run where mapping is not allowed.
+            mem.bar(bar)?.io()?;
         }
 
         let mut list = self.list.lock();

@@ -144,15 +144,17 @@ impl VfioPciDevice {
         if !fast_in_range(map, mem.msix(), index, pos, n as u64) {
             return None;
         }
+        // A BAR that cannot be mapped: the general path reports it.
+        let io = map.io().ok()?;
         if map.is_mem() && !self.memory_accessible(&mem) {
             return Some(Err(EIO));
         }
         if write {
-            let done = map.write(pos, width, val);
+            let done = io.write(pos, width, val);
             drop(mem);
             return Some(if done { Ok(n) } else { Err(EINVAL) });
         }
-        let val = map.read(pos, width);
+        let val = io.read(pos, width);
         drop(mem);
         Some(match val {
             Some(v) => put_user_le(buf, width, v).map(|()| n),
@@ -209,7 +211,8 @@ impl VfioPciDevice {
             Some(rom) => (rom.rom_len(), end, 4, Target::Rom(rom)),
             None => {
                 let mem = self.memory_read();
-                mem.bar(index)?;
+                // Claimed at open, mapped on first access (upstream's `get_iomap` errors).
+                mem.bar(index)?.io()?;
                 let table = mem.msix().filter(|t| t.bar == index);
                 // Reads and pre-copied writes do their first access under this acquisition.
                 if !write || pre_ok {
@@ -286,10 +289,10 @@ impl VfioPciDevice {
         }
         match target {
             Target::Bar(bar) => {
-                let map = mem.bar(*bar)?;
+                let io = mem.bar(*bar)?.io()?;
                 match val {
-                    Some(v) => map.write(off, width, v).then_some(0).ok_or(EINVAL),
-                    None => map.read(off, width).ok_or(EINVAL),
+                    Some(v) => io.write(off, width, v).then_some(0).ok_or(EINVAL),
+                    None => io.read(off, width).ok_or(EINVAL),
                 }
             }
             Target::Rom(rom) => match val {

@@ -10,6 +10,7 @@
 use core::{
     ffi::c_void,
     sync::atomic::{
+        AtomicPtr,
         AtomicU64,
         AtomicUsize,
         Ordering, //
@@ -172,22 +173,35 @@ unsafe fn mmio_write(p: *mut c_void, width: Width, val: u64) {
     }
 }
 
-/// A claimed and mapped BAR.
+/// A claimed BAR, mapped on first access.
 ///
 /// The resource's start, length and flags are read once, here, and cached: the BAR stays
 /// claimed for the life of the map, and the PCI core neither moves nor resizes a claimed
 /// resource of a bound device (resizing through sysfs wants the driver unbound), so the cached
 /// values are the ones upstream's `vfio_pci_bar_rw` would look up on every access.
 ///
+/// Upstream claims and `pci_iomap`s every BAR at open (`vfio_pci_core_map_bars`). The claim is
+/// what user space can see (`/proc/iomem`, `EBUSY` at use); the mapping only serves
+/// read/write and ioeventfds, which QEMU uses for the few registers it traps, while it maps
+/// BARs with `mmap` (faults need no kernel mapping). So a memory BAR is claimed at open and
+/// `ioremap`ped on its first access ([`Self::io`]): an open/close that never reads or writes a
+/// BAR maps and unmaps nothing (for a 1 GiB BAR, `iounmap` also purges the lazily freed
+/// vmalloc space: a TLB flush on every CPU). I/O-port BARs are mapped at claim: their cookie is
+/// arithmetic (`ioport_map`), and [`PortBars`] publishes it at open. The one difference a user
+/// could see: when `ioremap` fails, upstream's `mmap` of that BAR fails with `ENOMEM` too;
+/// ours succeeds, and read/write answers `ENOMEM` as upstream's does.
+///
 /// # Invariants
 ///
-/// `addr` is the `pci_iomap` cookie of BAR `bar` of `pdev`, `len` bytes long, and the BAR is
-/// claimed with `pci_request_selected_regions`; both are undone exactly once, in `drop`. When
-/// `is_mem`, `addr` is an MMIO address (`pci_iomap` of a memory BAR is its `ioremap`).
+/// The BAR is claimed with `pci_request_selected_regions`. `addr` is null or the `pci_iomap`
+/// cookie of BAR `bar` of `pdev`, `len` bytes long; once non-null it never changes. The claim,
+/// and the mapping if any, are undone exactly once, in `drop`. When `is_mem`, a non-null
+/// `addr` is an MMIO address (`pci_iomap` of a memory BAR is its `ioremap`); otherwise `addr`
+/// is non-null (mapped at claim).
 pub(crate) struct BarMap {
     pdev: ARef<pci::Device>,
     bar: u32,
-    addr: *mut c_void,
+    addr: AtomicPtr<c_void>,
     len: u64,
     /// `pci_resource_start` when the BAR was claimed.
     start: u64,
@@ -197,33 +211,33 @@ pub(crate) struct BarMap {
     is_mem: bool,
 }
 
-// SAFETY: an iomap cookie may be used from any thread.
+// SAFETY: an iomap cookie may be used from any thread; `addr` is set once, atomically.
 unsafe impl Send for BarMap {}
-// SAFETY: accesses through `&BarMap` are single MMIO/PIO operations, safe to run concurrently.
+// SAFETY: accesses through `&BarMap` are single MMIO/PIO operations, safe to run concurrently;
+// the first mapping is published with a compare-exchange (see `map_slow`).
 unsafe impl Sync for BarMap {}
 
 impl BarMap {
-    /// Claims and maps BAR `bar`. `EBUSY` if it cannot be claimed, `ENOMEM` if it cannot be
-    /// mapped (upstream's codes).
+    /// Claims BAR `bar` (and maps it if it is an I/O-port BAR). `EBUSY` if it cannot be
+    /// claimed, `ENOMEM` if an I/O-port BAR cannot be mapped (upstream's codes).
     pub(crate) fn new(pdev: &pci::Device, bar: u32) -> Result<Self> {
         rawpci::request_region(pdev, bar)?;
-        // SAFETY: `pdev` is valid and BAR `bar` is claimed; maxlen 0 maps the whole BAR.
-        let addr = unsafe { bindings::pci_iomap(rawpci::raw(pdev), bar as i32, 0) };
-        if addr.is_null() {
-            rawpci::release_region(pdev, bar);
-            return Err(ENOMEM);
-        }
-        // INVARIANT: the BAR is claimed and mapped; `pci_iomap` of an `IORESOURCE_MEM` BAR is
-        // its `ioremap`, so `addr` is an MMIO address when `is_mem`.
-        Ok(Self {
+        let start = rawpci::resource_start(pdev, bar);
+        // INVARIANT: the BAR is claimed, `addr` is null; an I/O-port BAR is mapped below
+        // before the map is returned (on failure `drop` releases the claim).
+        let map = Self {
             pdev: pdev.into(),
             bar,
-            addr,
+            addr: AtomicPtr::new(core::ptr::null_mut()),
             len: rawpci::resource_len(pdev, bar),
-            start: rawpci::resource_start(pdev, bar),
-            assigned: rawpci::resource_start(pdev, bar) != 0,
+            start,
+            assigned: start != 0,
             is_mem: rawpci::resource_flags(pdev, bar) & u64::from(bindings::IORESOURCE_MEM) != 0,
-        })
+        };
+        if !map.is_mem {
+            map.map_slow()?;
+        }
+        Ok(map)
     }
 
     /// Length of the BAR in bytes.
@@ -251,6 +265,77 @@ impl BarMap {
         self.is_mem
     }
 
+    /// The BAR's accessor, mapping it on first use (which may sleep); `ENOMEM` if it cannot
+    /// be mapped (upstream's code from `vfio_pci_core_get_iomap`).
+    #[inline(always)]
+    pub(crate) fn io(&self) -> Result<BarIo<'_>> {
+        match self.io_mapped() {
+            Some(io) => Ok(io),
+            None => self.map_slow(),
+        }
+    }
+
+    /// The BAR's accessor if it is mapped already (for atomic context, where mapping is not
+    /// allowed).
+    #[inline(always)]
+    pub(crate) fn io_mapped(&self) -> Option<BarIo<'_>> {
+        let addr = self.addr.load(Ordering::Acquire);
+        // INVARIANT: a non-null `addr` is this BAR's cookie for as long as `self` lives.
+        (!addr.is_null()).then_some(BarIo { map: self, addr })
+    }
+
+    /// Maps the BAR; a racing first access may map it too, and the loser unmaps its own.
+    #[cold]
+    #[inline(never)]
+    fn map_slow(&self) -> Result<BarIo<'_>> {
+        // SAFETY: `pdev` is valid and BAR `bar` is claimed (type invariant); maxlen 0 maps the
+        // whole BAR.
+        let new = unsafe { bindings::pci_iomap(rawpci::raw(&self.pdev), self.bar as i32, 0) };
+        if new.is_null() {
+            return Err(ENOMEM);
+        }
+        let null = core::ptr::null_mut();
+        // INVARIANT: `addr` goes from null to this BAR's cookie once; the release orders the
+        // mapping's page tables before any reader that acquires the pointer.
+        let addr = match self
+            .addr
+            .compare_exchange(null, new, Ordering::AcqRel, Ordering::Acquire)
+        {
+            Ok(_) => new,
+            Err(first) => {
+                // SAFETY: `new` is our own mapping, published nowhere.
+                unsafe { bindings::pci_iounmap(rawpci::raw(&self.pdev), new) };
+                first
+            }
+        };
+        Ok(BarIo { map: self, addr })
+    }
+}
+
+impl Drop for BarMap {
+    fn drop(&mut self) {
+        let addr = *self.addr.get_mut();
+        if !addr.is_null() {
+            // SAFETY: by the type invariant the mapping is ours to undo, once.
+            unsafe { bindings::pci_iounmap(rawpci::raw(&self.pdev), addr) };
+        }
+        rawpci::release_region(&self.pdev, self.bar);
+    }
+}
+
+/// Access to a mapped BAR, for as long as its [`BarMap`] is borrowed.
+///
+/// # Invariants
+///
+/// `addr` is the non-null `pci_iomap` cookie of `map`'s BAR, `map.len` bytes long, an MMIO
+/// address when `map.is_mem`; it stays mapped while `map` lives.
+#[derive(Clone, Copy)]
+pub(crate) struct BarIo<'a> {
+    map: &'a BarMap,
+    addr: *mut c_void,
+}
+
+impl BarIo<'_> {
     /// Reads `width` bytes at `offset`; `None` when the access would leave the BAR.
     #[inline(always)]
     pub(crate) fn read(&self, offset: u64, width: Width) -> Option<u64> {
@@ -258,7 +343,7 @@ impl BarMap {
         // SAFETY: `p` points `width` bytes inside the mapped BAR (checked by `at`), an MMIO
         // address when `is_mem` (type invariant).
         Some(unsafe {
-            if self.is_mem {
+            if self.map.is_mem {
                 mmio_read(p, width)
             } else {
                 io_read(p, width)
@@ -275,7 +360,7 @@ impl BarMap {
         // SAFETY: `p` points `width` bytes inside the mapped BAR (checked by `at`), an MMIO
         // address when `is_mem` (type invariant).
         unsafe {
-            if self.is_mem {
+            if self.map.is_mem {
                 mmio_write(p, width, val)
             } else {
                 io_write(p, width, val)
@@ -287,18 +372,10 @@ impl BarMap {
     #[inline]
     fn at(&self, offset: u64, width: Width) -> Option<*mut c_void> {
         let end = offset.checked_add(width.bytes() as u64)?;
-        if end > self.len {
+        if end > self.map.len {
             return None;
         }
         Some(self.addr.wrapping_byte_add(offset as usize))
-    }
-}
-
-impl Drop for BarMap {
-    fn drop(&mut self) {
-        // SAFETY: by the type invariant the mapping and the claim are ours to undo, once.
-        unsafe { bindings::pci_iounmap(rawpci::raw(&self.pdev), self.addr) };
-        rawpci::release_region(&self.pdev, self.bar);
     }
 }
 
@@ -410,10 +487,13 @@ impl PortBars {
         if map.is_mem || !map.assigned {
             return;
         }
+        let Some(io) = map.io_mapped() else {
+            return;
+        };
         slot.len.store(map.len, Ordering::Relaxed);
         // INVARIANT: `map` is an I/O-port BAR, so its cookie is a port cookie; the release
         // store orders the length before it.
-        slot.cookie.store(map.addr as usize, Ordering::Release);
+        slot.cookie.store(io.addr as usize, Ordering::Release);
     }
 
     /// Withdraws every BAR (at close, before the maps are dropped).

@@ -6,7 +6,7 @@ use super::{region_name, Ctx, Region};
 use crate::caps::{self, MsixInfo};
 use crate::device::Kind;
 use crate::pattern;
-use crate::sys::show;
+use crate::sys::{show, SysResult};
 use crate::transcript::{fnv1a, hex};
 use crate::uapi::*;
 
@@ -35,6 +35,13 @@ pub fn run(c: &mut Ctx) {
         }
     }
 
+    // Before any other BAR access of this open (ivshmem's BAR2 aside, seeded
+    // above): vfio_pci_rs maps a memory BAR on its first access.
+    for i in VFIO_PCI_BAR0_REGION_INDEX..=VFIO_PCI_BAR5_REGION_INDEX {
+        if let Some(r) = bar(i) {
+            first_access(c, i, &r);
+        }
+    }
     for i in VFIO_PCI_BAR0_REGION_INDEX..=VFIO_PCI_BAR5_REGION_INDEX {
         if let Some(r) = bar(i) {
             generic_bar(c, i, &r);
@@ -81,6 +88,53 @@ fn read_config(c: &mut Ctx, regions: &[Option<Region>]) -> Option<Vec<u8>> {
     }
     c.t.line(format!("config capability list: {list}"));
     Some(b)
+}
+
+/// Several threads read the start of BAR `i` at the same moment. Under
+/// vfio_pci_rs the first read of a memory BAR maps it (`BarMap::io`), so this
+/// races the mapping: every read must be whole and, where the data is stable,
+/// give the same bytes (recorded, so compared with vfio-pci's).
+fn first_access(c: &mut Ctx, i: u32, r: &RegionInfo) {
+    const THREADS: usize = 4;
+    let name = format!("{}.first_read4_x{THREADS}", region_name(i));
+    let len = r.size.min(4) as usize;
+    let stable = c.kind.stable_data(i, 0, len as u64);
+    let barrier = std::sync::Barrier::new(THREADS);
+    let dev = &c.dev;
+    let reads: Vec<(SysResult<usize>, Vec<u8>)> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..THREADS)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut buf = vec![0u8; len];
+                    barrier.wait();
+                    let res = dev.read_region(i, 0, &mut buf);
+                    (res, buf)
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("reader thread"))
+            .collect()
+    });
+    let whole = reads.iter().all(|(res, _)| *res == Ok(len));
+    let same = reads.windows(2).all(|w| w[0].1 == w[1].1);
+    let shown: Vec<String> = reads.iter().map(|(res, _)| show(res)).collect();
+    let data = if stable {
+        format!(" [{}]", hex(&reads[0].1))
+    } else {
+        String::new()
+    };
+    c.t.line(format!("{name} -> {}{data}", shown.join(",")));
+    c.check(
+        &name,
+        whole && (!stable || same),
+        format!(
+            "{THREADS} reads of {len}{}",
+            if stable { ", identical" } else { "" }
+        ),
+        format!("{} same={same}", shown.join(",")),
+    );
 }
 
 fn generic_bar(c: &mut Ctx, i: u32, r: &RegionInfo) {
