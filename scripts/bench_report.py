@@ -14,18 +14,19 @@ median of all pair ratios ours/upstream (each pair: two adjacent batches, one pe
 two twins open at once), the min-max of the per-round median ratios (the spread a reader should
 check), and the median ratio by which twin was ours (placement bias, cancelled by the swap).
 """
+import os
 import re
 import statistics
 import sys
 
 OURS, UP = "vfio_pci_rs", "vfio-pci"
 
-# Kernel reports (as scripts/test.sh looks for them): any on the console, or in the kernel log
-# the guest prints after the rounds (`bench-dmesg:`, the console being quiet during them),
-# fails the bench.
-REPORT = re.compile(r"WARNING:|BUG:|Oops|general protection|KASAN|UBSAN|possible circular "
-                    r"locking|possible recursive locking|inconsistent lock state|lock held when "
-                    r"returning|INFO: task .* blocked|hung_task|Kernel panic|suspicious RCU")
+# Kernel reports (scripts/kernel-reports.ere, the pattern every verdict uses): any on the
+# console, or in the kernel log the guest prints after the rounds (`bench-dmesg:`, the console
+# being quiet during them), fails the bench.
+with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "kernel-reports.ere"),
+          encoding="utf-8") as _f:
+    REPORT = re.compile(_f.read().strip())
 
 # What each row measures, for the table (rows not listed show their name only).
 WHAT = {

@@ -32,9 +32,8 @@ tr -d '\r' < "$out/console-passthrough.log" > "$c"
 grep -E '^not ok [0-9]+ ' -A3 "$c" | head -n 40
 pass=$(grep -cE '^ok [0-9]+ ' "$c") fail=$(grep -cE '^not ok [0-9]+ ' "$c")
 # The first level's kernel must stay quiet: no WARN, lockdep report or oops.
-splat='WARNING:|BUG:|Oops|general protection|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|INFO: task .* blocked|Kernel panic|suspicious RCU'
-reports=$(grep -cE "$splat" "$c")
-grep -nE "$splat" "$c" | head -n 20
+reports=$(grep -cEf "$top/scripts/kernel-reports.ere" "$c")
+grep -nEf "$top/scripts/kernel-reports.ere" "$c" | head -n 20
 # Side by side: device, backend, then result and seconds (both boots) per driver.
 echo "passthrough: device backend   vfio_pci_rs      vfio-pci"
 awk '/^# result / { r[$4" "$5" "$3] = $6" "$7"s"; k[$4" "$5] = 1 }

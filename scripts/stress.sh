@@ -82,8 +82,8 @@ cat "$log" "$out/up/console-stress.log" "$out/compare.txt" | tr -d '\r' > "$out/
 c=$out/console.txt
 grep -E '^not ok [0-9]+ ' -A2 "$c" | head -n 40
 pass=$(grep -cE '^ok [0-9]+ ' "$c") fail=$(grep -cE '^not ok [0-9]+ ' "$c")
-reports=$(grep -cE 'WARNING:|BUG:|Oops|general protection|KASAN|UBSAN|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|INFO: task .* blocked|hung_task|Kernel panic|suspicious RCU' "$c")
-grep -nE 'WARNING:|BUG:|Oops|general protection|KASAN|UBSAN|possible circular|possible recursive|inconsistent lock|INFO: task|Kernel panic' "$c" | head -n 20
+reports=$(grep -cEf "$top/scripts/kernel-reports.ere" "$c")
+grep -nEf "$top/scripts/kernel-reports.ere" "$c" | head -n 20
 grep -E '^# fuzz class ' "$c"
 grep -E '^# mismatch$|^#  [AB]: ' "$c" | head -n 15
 grep -E '^# fuzz: ' "$c"

@@ -2,7 +2,8 @@
 # `make test`: host unit tests and fuzzing, lints, the in-tree build, then the differential
 # suite in the test guest. Ends with "N passed, N failed[, N skipped]" and exits non-zero on
 # any failure. The guest console is part of the verdict: any kernel WARN, BUG, oops, lockdep
-# report or hung task fails the run.
+# report or hung task fails the run (scripts/kernel-reports.ere: the one pattern for that, used
+# by every verdict: test, stress, passthrough and bench).
 set -uo pipefail
 out=$1
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -47,7 +48,7 @@ if [ -f vfio_pci_rs.ko ] && make -s client && bash scripts/initramfs.sh "$kdir" 
 	pass=$((pass + g_pass - g_skip)) skip=$((skip + g_skip)) fail=$((fail + g_fail))
 	echo "test: guest suite: $((g_pass - g_skip)) passed, $g_fail failed, $g_skip skipped"
 	grep -q '^# guest suite done' "$log" && result guest.suite_completed 0 || result guest.suite_completed 1
-	splats=$(grep -nE 'WARNING:|BUG:|Oops|general protection|KASAN|UBSAN|possible circular locking|possible recursive locking|inconsistent lock state|lock held when returning|INFO: task .* blocked|hung_task|Kernel panic|suspicious RCU' "$log" | head -n 20)
+	splats=$(grep -nEf "$top/scripts/kernel-reports.ere" "$log" | head -n 20)
 	if [ -z "$splats" ]; then result guest.console_clean 0; else echo "$splats"; result guest.console_clean 1; fi
 else
 	result guest.suite 1
