@@ -692,6 +692,9 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
     // fault4k: a NULL-hint mapping of the BAR (4 KiB faults), one page touched per operation
     // (under vfio_pci_rs the first touch in each 2 MiB block maps the whole block).
     let page = sys::page_size() as usize;
+    // map_touch_aligned: the bench's aligned map + touch every page + unmap of the largest
+    // mappable BAR.
+    let big = mappable_bar(&dev, 1 << 20);
     let map = match row {
         "fault4k" => {
             match AnyMapping::new(dev.fd, region_offset(bar), u64::from(n) * page as u64) {
@@ -710,6 +713,13 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
         "bar_pread4" => Box::new(|| dev.read_region(bar, off, &mut b4).map(drop)),
         "bar_pwrite4" => Box::new(|| dev.write_region(bar, off, &[0; 4]).map(drop)),
         "device_reset" => Box::new(|| dev.reset().map(drop)),
+        "map_touch_aligned" => Box::new(|| {
+            let (bar, size) = big.ok_or(Errno(libc::ENODEV))?;
+            let align = size.next_power_of_two().min(1 << 30);
+            let m = Mapping::new_aligned(dev.fd, region_offset(bar), size, align)?;
+            touch(m.addr(), m.size());
+            Ok(())
+        }),
         "fault4k" => Box::new(|| {
             let m = map.as_ref().ok_or(Errno(libc::EINVAL))?;
             let i = next.replace(next.get() + 1);
