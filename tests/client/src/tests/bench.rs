@@ -463,13 +463,36 @@ fn map_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2], bar: u32, size: u
         warm: false,
         faults: true,
     };
+    // Each phase's time per side (mmap, touch, munmap), noted after the row: where a
+    // difference between the drivers sits.
+    let phases: [std::cell::RefCell<[Vec<f64>; 3]>; 2] = Default::default();
     let mt = &mut |s: usize| {
+        let t0 = Instant::now();
         let map = Mapping::new_aligned(devs[s].fd, off, size, align)?;
+        let t1 = Instant::now();
         add(touch(map.addr(), map.size()));
+        let t2 = Instant::now();
+        drop(map);
+        let t3 = Instant::now();
+        let mut p = phases[s].borrow_mut();
+        for (v, d) in p.iter_mut().zip([t1 - t0, t2 - t1, t3 - t2]) {
+            v.push(d.as_secs_f64() * 1e6);
+        }
         Ok(())
     };
     let row = format!("map_touch_{mb}m_aligned");
     interleave(k, &row, plan, bdfs, mt);
+    for (s, p) in phases.iter().enumerate() {
+        let mut p = p.borrow_mut();
+        let [map, touched, unmap] = &mut *p;
+        println!(
+            "bench-note: {row} {} medians: mmap {:.1} us, touch {:.0} us, munmap {:.1} us",
+            DRIVERS[s],
+            median(map),
+            median(touched),
+            median(unmap)
+        );
+    }
 
     // NULL hint: the kernel picks the address, so every page is a 4 KiB fault (seconds per BAR).
     // Both BARs stay mapped for one pass per round and the touching alternates 4 MiB chunks
