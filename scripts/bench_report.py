@@ -130,12 +130,13 @@ def main():
         per_round = [statistics.median(r["ratios"]) for r in rs]
         twins = sorted({r["twin"] for r in rs})
         rounds_by_twin = [[r["ratios"] for r in rs if r["twin"] == t] for t in twins]
-        by_twin = [statistics.median(x for rr in g for x in rr) for g in rounds_by_twin]
+        pooled = [[x for rr in g for x in rr] for g in rounds_by_twin]
+        by_twin = [statistics.median(g) for g in pooled]
         rows.append(dict(
             dev=dev, row=row,
             ours=statistics.median(r["ours"] for r in rs),
             up=statistics.median(r["up"] for r in rs),
-            ratio=ratio_of([[x for rr in g for x in rr] for g in rounds_by_twin]),
+            ratio=ratio_of(pooled),
             ci=bootstrap_ci(rounds_by_twin),
             lo=min(per_round), hi=max(per_round), by_twin=by_twin,
             pairs=sum(len(r["ratios"]) for r in rs), n=len(rs),

@@ -24,6 +24,7 @@ use crate::counters;
 use crate::device::{read_ids, Kind};
 use crate::ktap::Ktap;
 use crate::open::{Device, Mode};
+use crate::pattern::map_alignment;
 use crate::sys::{self, Errno, Mapping};
 use crate::uapi::*;
 use std::time::Instant;
@@ -452,7 +453,7 @@ fn bar_rows(
 /// aligned address and at a NULL hint; then the zap/refault cycle on one aligned mapping each.
 fn map_rows(k: &mut Ktap, devs: &[Device; 2], bdfs: [&str; 2], bar: u32, size: u64) {
     let mb = size >> 20;
-    let align = size.next_power_of_two().min(1 << 30);
+    let align = map_alignment(size);
     let off = region_offset(bar);
     let sum = std::cell::Cell::new(0u64);
     let add = |x: u64| sum.set(sum.get().wrapping_add(x));
@@ -717,7 +718,9 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
     let page = sys::page_size() as usize;
     // map_touch_aligned: the bench's aligned map + touch every page + unmap of the largest
     // mappable BAR.
-    let big = mappable_bar(&dev, 1 << 20);
+    let big = (row == "map_touch_aligned")
+        .then(|| mappable_bar(&dev, 1 << 20))
+        .flatten();
     let map = match row {
         "fault4k" => {
             match AnyMapping::new(dev.fd, region_offset(bar), u64::from(n) * page as u64) {
@@ -738,8 +741,7 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
         "device_reset" => Box::new(|| dev.reset().map(drop)),
         "map_touch_aligned" => Box::new(|| {
             let (bar, size) = big.ok_or(Errno(libc::ENODEV))?;
-            let align = size.next_power_of_two().min(1 << 30);
-            let m = Mapping::new_aligned(dev.fd, region_offset(bar), size, align)?;
+            let m = Mapping::new_aligned(dev.fd, region_offset(bar), size, map_alignment(size))?;
             touch(m.addr(), m.size());
             Ok(())
         }),
