@@ -77,6 +77,7 @@ use crate::{
     irqs::Irqs,
     mmap::{
         self,
+        MmapBars,
         MmapRequest, //
     },
     rdwr,
@@ -120,8 +121,6 @@ pub(crate) struct MemoryState {
     /// BARs claimed at open (memory BARs are mapped on first access, see `BarMap`); `ENODEV`
     /// for empty BARs and while closed.
     bars: [BarSlot; 6],
-    /// Which BARs may be mmapped (upstream's `bar_mmap_supported`).
-    mmap_ok: [bool; 6],
     /// Location of the MSI-X table, if any.
     msix: Option<MsixTable>,
     /// Config state saved on entering D3hot, for devices that lose it (upstream `pm_save`).
@@ -145,7 +144,6 @@ impl MemoryState {
                 Err(ENODEV),
                 Err(ENODEV),
             ],
-            mmap_ok: [false; 6],
             msix: None,
             pm_save: None,
             pm_engaged: false,
@@ -224,6 +222,8 @@ pub(crate) struct VfioPciDevice {
     memory: RwSem<MemoryState>,
     /// The I/O-port BARs of the open device, for read/write without the memory lock.
     port_bars: PortBars,
+    /// Which BARs may be mmapped, for `mmap` and region info without the memory lock.
+    mmap_bars: MmapBars,
     #[pin]
     open: Mutex<Option<OpenState>>,
     /// Interrupt configuration (`igate` and what it guards).
@@ -288,6 +288,7 @@ impl VfioPciDevice {
             pdev: pdev.into(),
             memory <- RwSem::new(MemoryState::closed()),
             port_bars: PortBars::new(),
+            mmap_bars: MmapBars::default(),
             open <- new_mutex(None, c"VfioPciDevice::open", kernel::static_lock_class!()),
             irqs <- Irqs::new(),
             ioeventfds <- Ioeventfds::new(),
@@ -468,6 +469,7 @@ impl VfioPciDevice {
         };
 
         let mut subpages = KVec::new();
+        let (mut mappable, mut claimed) = (0u8, 0u8);
         {
             let mut mem = self.memory.write();
             mem.mem_enabled = config.memory_enabled();
@@ -502,9 +504,11 @@ impl VfioPciDevice {
                 } else {
                     false
                 };
-                mem.mmap_ok[bar as usize] = ok;
+                mappable |= u8::from(ok) << bar;
+                claimed |= u8::from(mem.bars[bar as usize].is_ok()) << bar;
             }
         }
+        self.mmap_bars.publish(mappable, claimed);
 
         self.intx_pin
             .store(config.intx_pin() != 0, Ordering::Relaxed);
@@ -578,9 +582,13 @@ impl VfioPciDevice {
             // No user mapping can exist: every VMA holds the device file open.
             let mut mem = self.memory.write();
             self.port_bars.clear();
+            self.mmap_bars.clear();
             *mem = MemoryState::closed();
         }
+        // Freed before the reset, as upstream frees its vconfig: after it, the rest of the
+        // close runs on after the reset's last sleep, the latency a closing client sees.
         drop(state.subpages);
+        drop(state.config);
 
         // Owed until a function reset below succeeds.
         self.set_needs_reset(true);
@@ -766,12 +774,9 @@ impl VfioPciDevice {
                         flags: 0,
                     });
                 }
-                let (mmap_ok, msix) = {
-                    let mem = self.memory.read();
-                    (mem.mmap_ok[index as usize], mem.msix)
-                };
                 let mut flags = rw;
-                if mmap_ok {
+                if self.mmap_bars.mappable() & (1 << index) != 0 {
+                    let msix = self.memory.read().msix;
                     flags |= sys::VFIO_REGION_INFO_FLAG_MMAP;
                     if msix.is_some_and(|t| t.bar == index) {
                         // struct vfio_info_cap_header only.
@@ -930,13 +935,16 @@ impl VfioPciDevice {
             pgoff: vma.pgoff(),
             shared: vma.is_shared(),
         };
-        let mem = self.memory.read();
-        let bar = mmap::check(&req, &mem.mmap_ok, |bar| {
+        // No memory lock, as upstream: a mapping is made only while the device is open (the
+        // VMA's file holds it), so which BARs are mappable and claimed stays as open published.
+        let bar = mmap::check(&req, self.mmap_bars.mappable(), |bar| {
             rawpci::resource_len(self.pdev(), bar)
         })?;
-        // The BAR must be claimed by us, so no mapping covers an unclaimed resource.
-        mem.bar(bar)?;
-        drop(mem);
+        // The BAR must be claimed by us, so no mapping covers an unclaimed resource. If it is
+        // not, the memory state holds the claim's error (EBUSY, ENOMEM).
+        if !self.mmap_bars.claimed(bar) {
+            self.memory.read().bar(bar)?;
+        }
         vma.setup_pfnmap(dev);
         Ok(())
     }

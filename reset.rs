@@ -241,12 +241,13 @@ pub(crate) fn try_reset_unused_set(set: &DevSet<'_>) {
     if set.open_count() > 1 {
         return;
     }
+    // Checked without allocating: after a close whose function reset worked, nothing is owed.
+    if !set.any_member(|m| m.data().needs_reset()).unwrap_or(false) {
+        return;
+    }
     let Ok(members) = set.members() else {
         return;
     };
-    if !members.iter().any(|m| m.data().needs_reset()) {
-        return;
-    }
     let Some(pdev) = resettable(set, &members) else {
         return;
     };

@@ -34,6 +34,9 @@ use super::{
     vfio::Device, //
 };
 
+/// Set members [`DevSet::any_member`] handles without allocating.
+const MEMBERS_ON_STACK: usize = 8;
+
 /// Puts `dev` into the device set of its slot or bus (before registration, as upstream).
 pub(crate) fn assign(dev: &Device, pdev: &pci::Device) -> Result {
     // SAFETY: `dev` is allocated and not yet registered; `raw(pdev)` is its valid `pci_dev`.
@@ -73,23 +76,50 @@ impl<'a> DevSet<'a> {
 
     /// Every member of the set (the device itself among them), in the set's order.
     pub(crate) fn members(&self) -> Result<KVec<&Device>> {
+        let mut members = KVec::new();
+        self.for_each_member(|member| Ok(members.push(member, GFP_KERNEL)?))?;
+        Ok(members)
+    }
+
+    /// Whether some member of the set satisfies `f`. Allocates nothing for sets of up to
+    /// [`MEMBERS_ON_STACK`] devices (nearly every set is one device), so the check a close
+    /// makes after its reset stays short.
+    pub(crate) fn any_member(&self, mut f: impl FnMut(&Device) -> bool) -> Result<bool> {
+        let mut found = false;
+        self.for_each_member(|member| {
+            found = found || f(member);
+            Ok(())
+        })?;
+        Ok(found)
+    }
+
+    /// Calls `f` on every member, in the set's order; stops at its first error.
+    fn for_each_member(&self, mut f: impl FnMut(&'a Device) -> Result) -> Result {
         let vdev = self.dev.as_vfio();
-        // SAFETY: the set's mutex is held (type invariant); a null array with max 0 only counts.
-        let n = unsafe { sys::vpr_dev_set_devices(vdev, core::ptr::null_mut(), 0) };
+        let mut on_stack = [core::ptr::null_mut(); MEMBERS_ON_STACK];
+        // SAFETY: the set's mutex is held (type invariant); the buffer has room for
+        // `MEMBERS_ON_STACK` pointers, and the count of all members is returned.
+        let n = unsafe {
+            sys::vpr_dev_set_devices(vdev, on_stack.as_mut_ptr(), on_stack.len() as c_int)
+        };
         let n = usize::try_from(n).map_err(|_| EINVAL)?;
-        let mut raw_members = KVec::with_capacity(n, GFP_KERNEL)?;
-        raw_members.extend_with(n, core::ptr::null_mut(), GFP_KERNEL)?;
-        // SAFETY: as above; `raw_members` has room for `n` pointers and the set cannot change
-        // while its mutex is held.
-        unsafe { sys::vpr_dev_set_devices(vdev, raw_members.as_mut_ptr(), n as c_int) };
-        let mut members = KVec::with_capacity(n, GFP_KERNEL)?;
-        for member in raw_members {
+        let mut on_heap = KVec::new();
+        let raw_members = if n <= on_stack.len() {
+            &on_stack[..n]
+        } else {
+            on_heap.extend_with(n, core::ptr::null_mut(), GFP_KERNEL)?;
+            // SAFETY: as above, with room for `n` pointers; the set cannot change while its
+            // mutex is held, so `n` is still the count.
+            unsafe { sys::vpr_dev_set_devices(vdev, on_heap.as_mut_ptr(), n as c_int) };
+            &on_heap[..]
+        };
+        for &member in raw_members {
             // SAFETY: every member of a set keyed by this driver is a live device of this
             // driver: it joins at probe after its state is initialised and leaves (under the
-            // mutex we hold) before its state is dropped.
-            members.push(unsafe { Device::from_vfio(member) }, GFP_KERNEL)?;
+            // mutex we hold) before its state is dropped; `'a` is bounded by the mutex.
+            f(unsafe { Device::from_vfio(member) })?;
         }
-        Ok(members)
+        Ok(())
     }
 
     /// The member bound to `pdev`, if `pdev` is in the set.
