@@ -17,6 +17,8 @@ gcc -O2 -shared -fPIC -fvisibility=hidden -o "$out/prof/insncount.so" "$top/benc
 	[ -z "${PROF_LOAD:-}" ] || echo "PROF_LOAD=\"$PROF_LOAD\"";
 	cat "$top/bench/prof/guest.sh"; } > "$out/prof/dev.sh"
 VPR_DEV_SCRIPT="$out/prof/dev.sh" bash "$top/scripts/initramfs.sh" "$kdir" "$out/prof"
-VPR_QEMU_EXTRA="-plugin $out/prof/insncount.so,out=$out/prof/count${PROF_TLB:+,tlb=1}" \
+# On the bench's virtual clock (scripts/bench.sh): timer ticks land after the same instructions
+# under both drivers, not wherever the host's clock puts them.
+VPR_QEMU_EXTRA="-icount shift=3,sleep=off -plugin $out/prof/insncount.so,out=$out/prof/count${PROF_TLB:+,tlb=1}" \
 	VPR_GUEST_TIMEOUT=${VPR_GUEST_TIMEOUT:-1800} bash "$top/scripts/guest.sh" dev "$kdir" "$out/prof" >/dev/null
 /usr/bin/python3 "$top/bench/prof/report.py" "$out/prof/console-dev.log" "$out/prof/count" "$kdir/System.map"

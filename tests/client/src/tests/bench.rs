@@ -90,9 +90,10 @@ struct Plan {
 /// Pairs per round of the slow rows (milliseconds per operation: open/close, reset, the 1 GiB
 /// maps). Their operations are the same work under both drivers (the same resets, config
 /// accesses and sleeps; bench/profile.md) spent mostly in the PCI core's reset sleeps or in
-/// 262,144 user page reads, and single pair ratios scatter by +-20% (a sleep ends on a 4 ms timer tick,
-/// HZ=250; the other vCPU shares the emulator's one thread): at 16-20 pairs x 8 rounds the
-/// median moved +-0.02 from run to run, so these rows take more pairs.
+/// 262,144 user page reads. On the host's clock (`BENCH_CLOCK=host`) single pair ratios
+/// scatter by +-10-15% (a sleep ends on a 4 ms timer tick, HZ=250; the other vCPU shares the
+/// emulator's one thread): at 16-20 pairs x 8 rounds the median moved +-0.02 from run to run,
+/// hence 48. On the default virtual clock they repeat to the nanosecond.
 const SLOW_PAIRS: u32 = 48;
 
 /// A plan for a fast row: many small batches, each a few hundred microseconds: the host takes
