@@ -236,14 +236,16 @@ def main():
     text += ["", "![ratio chart](results.png)", ""]
     open(md, "w").write("\n".join(text))
     print("\n".join(text))
-    chart(rows, info, png)
+    clock = next((l.split()[1].rstrip(":") for l in open(host).read().splitlines()
+                  if l.startswith("clock ")), "host")
+    chart(rows, info, clock, png)
     if failures:
         sys.exit("bench: some operations failed (see above)")
     if reports:
         sys.exit(f"bench: {len(reports)} kernel report lines in the guest's log (see above)")
 
 
-def chart(rows, info, png):
+def chart(rows, info, clock, png):
     import matplotlib
 
     matplotlib.use("Agg")
@@ -264,7 +266,7 @@ def chart(rows, info, png):
             ecolor="#555")
     ax.axvline(1.0, color="black", linewidth=1)
     for i, r in enumerate(rows):
-        ax.text(max(r["ci"][1], r["ratio"]) + 0.01, i, f"{r['ratio']:.2f}", va="center",
+        ax.text(max(r["ci"][1], r["ratio"]) + 0.01, i, f"{r['ratio']:.3f}", va="center",
                 fontsize=8)
     ax.set_yticks(y, labels, fontsize=8)
     ax.invert_yaxis()
@@ -275,7 +277,8 @@ def chart(rows, info, png):
                   "(median of interleaved batch pairs, both twin placements; whisker: 95% bootstrap "
                   "interval)", fontsize=9)
     kern = next((i for i in info if i.startswith("guest_kernel")), "")
-    ax.set_title(f"vfio_pci_rs vs vfio-pci under QEMU TCG ({kern.split(' (')[0]})", fontsize=10)
+    ax.set_title(f"vfio_pci_rs vs vfio-pci under QEMU TCG ({kern.split(' (')[0]}, {clock} clock)",
+                 fontsize=10)
     fig.tight_layout()
     fig.savefig(png, dpi=110)
 
