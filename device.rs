@@ -585,8 +585,8 @@ impl VfioPciDevice {
             self.mmap_bars.clear();
             *mem = MemoryState::closed();
         }
-        // Freed before the reset, as upstream frees its vconfig: after it, the rest of the
-        // close runs on after the reset's last sleep, the latency a closing client sees.
+        // Freed before the reset, as upstream frees its vconfig: whatever runs after the
+        // reset's last sleep adds to the latency of the client's close.
         drop(state.subpages);
         drop(state.config);
 
