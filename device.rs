@@ -224,6 +224,12 @@ pub(crate) struct VfioPciDevice {
     port_bars: PortBars,
     /// Which BARs may be mmapped, for `mmap` and region info without the memory lock.
     mmap_bars: MmapBars,
+    /// The start of each BAR, latched at probe: a bound device's BARs are neither moved nor
+    /// resized (sysfs `resourceN_resize` answers EBUSY while a driver is bound, and this
+    /// driver resizes none), so `mmap` and faults need no resource lookup.
+    bar_start: [u64; 6],
+    /// The size of each BAR, latched at probe as [`Self::bar_start`].
+    bar_len: [u64; 6],
     #[pin]
     open: Mutex<Option<OpenState>>,
     /// Interrupt configuration (`igate` and what it guards).
@@ -289,6 +295,8 @@ impl VfioPciDevice {
             memory <- RwSem::new(MemoryState::closed()),
             port_bars: PortBars::new(),
             mmap_bars: MmapBars::default(),
+            bar_start: core::array::from_fn(|bar| rawpci::resource_start(pdev, bar as u32)),
+            bar_len: core::array::from_fn(|bar| rawpci::resource_len(pdev, bar as u32)),
             open <- new_mutex(None, c"VfioPciDevice::open", kernel::static_lock_class!()),
             irqs <- Irqs::new(),
             ioeventfds <- Ioeventfds::new(),
@@ -576,6 +584,10 @@ impl VfioPciDevice {
         // Stop the device from further DMA.
         rawpci::clear_master(pdev);
         self.irqs.disable_all(self);
+        // The ERR and REQ eventfds go with the other interrupts, before the reset (upstream drops
+        // them after it): whatever runs after the reset's last sleep adds to the close's latency,
+        // and nobody holds the device to hear an error raised by its own close.
+        self.irqs.clear_err_req();
         // No ioeventfd writes past this point (the BARs are unmapped below).
         self.ioeventfds.clear();
         {
@@ -589,6 +601,12 @@ impl VfioPciDevice {
         // reset's last sleep adds to the latency of the client's close.
         drop(state.subpages);
         drop(state.config);
+        // Whether another member of the set owes a slot or bus reset, asked before the reset
+        // for the same reason: the members and their debts change only under the set's mutex,
+        // which the VFIO core holds across `close_device`.
+        // SAFETY: the VFIO core calls `close_device` with the device set's mutex held.
+        let set = unsafe { DevSet::held_by_core(dev) };
+        let owed_elsewhere = reset::owed_by_other_member(&set, dev);
 
         // Owed until a function reset below succeeds.
         self.set_needs_reset(true);
@@ -614,10 +632,9 @@ impl VfioPciDevice {
             rawpci::restore_state(pdev);
         }
         rawpci::disable_device(pdev);
-        self.irqs.clear_err_req();
-        // SAFETY: the VFIO core calls `close_device` with the device set's mutex held.
-        let set = unsafe { DevSet::held_by_core(dev) };
-        reset::try_reset_unused_set(&set);
+        if owed_elsewhere || self.needs_reset() {
+            reset::try_reset_unused_set(&set);
+        }
     }
 
     fn reset_works(&self) -> bool {
@@ -938,7 +955,7 @@ impl VfioPciDevice {
         // No memory lock, as upstream: a mapping is made only while the device is open (the
         // VMA's file holds it), so which BARs are mappable and claimed stays as open published.
         let bar = mmap::check(&req, self.mmap_bars.mappable(), |bar| {
-            rawpci::resource_len(self.pdev(), bar)
+            self.bar_len.get(bar as usize).copied().unwrap_or(0)
         })?;
         // The BAR must be claimed by us, so no mapping covers an unclaimed resource. If it is
         // not, the memory state holds the claim's error (EBUSY, ENOMEM).
@@ -949,44 +966,65 @@ impl VfioPciDevice {
         Ok(())
     }
 
-    /// A fault on a BAR mapping. `insert(addr, pfn, order)` installs the PFN (for order 0 at
-    /// the page of `addr`; a huge order maps the fault's own block) and is called with the
-    /// memory lock held for read, so a zap cannot slip between the check and the insertion.
-    /// A 4 KiB fault fills the rest of its block too ([`fault::around`]).
-    pub(crate) fn fault(
+    /// A 4 KiB fault on a BAR mapping. `insert(addr, pfn)` installs the PFN at the page of
+    /// `addr` and is called with the memory lock held for read, so a zap cannot slip between
+    /// the check and the insertion. The rest of the page's 2 MiB block inside the VMA is
+    /// filled too ([`fault::around`]).
+    pub(crate) fn page_fault(
         &self,
         req: &FaultRequest,
-        insert: impl Fn(usize, u64, u32) -> u32,
+        insert: impl Fn(usize, u64) -> u32,
     ) -> FaultOutcome {
-        let bar = fault::region_index(req.vm_pgoff) as u32;
-        let mem = self.memory.read();
-        // The start the BAR was claimed with (mmap wants it claimed, and it stays claimed
-        // while the device is open): no resource lookup per fault.
-        let bar_start = match mem.bar(bar) {
-            Ok(map) => map.start(),
-            Err(_) => rawpci::resource_start(self.pdev(), bar),
-        };
+        self.fault(req, |pfn| {
+            let ret = insert(req.address, pfn);
+            let mut filled = 0;
+            if ret == bindings::vm_fault_reason_VM_FAULT_NOPAGE {
+                for (addr, pfn) in fault::around(req, pfn) {
+                    // An already mapped page answers NOPAGE too; anything else (no memory for
+                    // a page table) ends the fill, the faulting page is in.
+                    if insert(addr, pfn) != bindings::vm_fault_reason_VM_FAULT_NOPAGE {
+                        break;
+                    }
+                    filled += 1;
+                }
+            }
+            (ret, filled)
+        })
+    }
+
+    /// A PMD or PUD fault on a BAR mapping: `insert(pfn)` maps the fault's own block, under
+    /// the memory lock held for read as in [`Self::page_fault`].
+    pub(crate) fn huge_fault(
+        &self,
+        req: &FaultRequest,
+        insert: impl FnOnce(u64) -> u32,
+    ) -> FaultOutcome {
+        self.fault(req, |pfn| (insert(pfn), 0))
+    }
+
+    /// What both fault handlers share: the PFN for the fault's order (or a fallback to a
+    /// smaller one), the memory lock, the SIGBUS policy, the counters. `insert(pfn)` runs
+    /// under the lock and returns the mm's answer and how many pages it filled ahead.
+    #[inline(always)]
+    fn fault(&self, req: &FaultRequest, insert: impl FnOnce(u64) -> (u32, u64)) -> FaultOutcome {
+        // mmap maps BARs 0-5 only. Which PFN, and whether the order fits, needs no lock (as
+        // upstream): the BAR's place is fixed while the device is bound.
+        let bar_start = self
+            .bar_start
+            .get(fault::region_index(req.vm_pgoff) as usize)
+            .copied()
+            .unwrap_or(0);
         let Some(pfn) = fault::plan(req, bar_start) else {
-            drop(mem);
             FaultCounters::bump(&self.counters.fallback);
             return FaultOutcome::Fallback;
         };
+        let mem = self.memory.read();
         if mem.pm_engaged() || !self.memory_accessible(&mem) {
+            drop(mem);
             FaultCounters::bump(&self.counters.sigbus);
             return FaultOutcome::SigBus;
         }
-        let ret = insert(req.address, pfn, req.order);
-        let mut filled = 0;
-        if req.order == 0 && ret == bindings::vm_fault_reason_VM_FAULT_NOPAGE {
-            for (addr, pfn) in fault::around(req, pfn) {
-                // An already mapped page answers NOPAGE too; anything else (no memory for a
-                // page table) ends the fill, the faulting page is in.
-                if insert(addr, pfn, 0) != bindings::vm_fault_reason_VM_FAULT_NOPAGE {
-                    break;
-                }
-                filled += 1;
-            }
-        }
+        let (ret, filled) = insert(pfn);
         drop(mem);
         if ret == bindings::vm_fault_reason_VM_FAULT_FALLBACK {
             FaultCounters::bump(&self.counters.fallback);

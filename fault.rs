@@ -65,6 +65,7 @@ pub(crate) fn bar_page_offset(vm_pgoff: usize) -> u64 {
 
 /// Returns the PFN to install for `req` in a BAR that starts at physical address `bar_start`,
 /// or `None` when the requested order does not fit (upstream's `is_aligned_for_order`).
+#[inline]
 pub(crate) fn plan(req: &FaultRequest, bar_start: u64) -> Option<u64> {
     let size = 1u64.checked_shl(PAGE_SHIFT + req.order)?;
     let addr = (req.address as u64) & !(size - 1);

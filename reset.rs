@@ -234,6 +234,16 @@ fn hot_reset(dev: &Device, owner: &Owner<'_>) -> Result {
     devset::reset_slot_or_bus(pdev)
 }
 
+/// Whether a member of `dev`'s unused set other than `dev` owes a slot or bus reset: what
+/// [`try_reset_unused_set`] would find at `dev`'s close if `dev`'s own function reset works.
+/// False while another member is open (the set is not unused).
+pub(crate) fn owed_by_other_member(set: &DevSet<'_>, dev: &Device) -> bool {
+    set.open_count() <= 1
+        && set
+            .any_member(|m| !core::ptr::eq(m, dev) && m.data().needs_reset())
+            .unwrap_or(false)
+}
+
 /// At last close of a device: if no member of its set is open and one of them still needs a
 /// reset (its function reset failed or does not exist), reset the whole slot or bus, so the
 /// next user does not inherit the last one's state (upstream `vfio_pci_dev_set_try_reset`).

@@ -94,7 +94,7 @@ impl<'a> DevSet<'a> {
     }
 
     /// Calls `f` on every member, in the set's order; stops at its first error.
-    fn for_each_member(&self, mut f: impl FnMut(&'a Device) -> Result) -> Result {
+    fn for_each_member(&self, f: impl FnMut(&'a Device) -> Result) -> Result {
         let vdev = self.dev.as_vfio();
         let mut on_stack = [core::ptr::null_mut(); MEMBERS_ON_STACK];
         // SAFETY: the set's mutex is held (type invariant); the buffer has room for
@@ -103,20 +103,33 @@ impl<'a> DevSet<'a> {
             sys::vpr_dev_set_devices(vdev, on_stack.as_mut_ptr(), on_stack.len() as c_int)
         };
         let n = usize::try_from(n).map_err(|_| EINVAL)?;
+        if n <= on_stack.len() {
+            // SAFETY: the first `n` entries are the set's members, its mutex held for `'a`.
+            return unsafe { Self::call_each(&on_stack[..n], f) };
+        }
+        // Only here: dropping even an empty `KVec` calls the allocator.
         let mut on_heap = KVec::new();
-        let raw_members = if n <= on_stack.len() {
-            &on_stack[..n]
-        } else {
-            on_heap.extend_with(n, core::ptr::null_mut(), GFP_KERNEL)?;
-            // SAFETY: as above, with room for `n` pointers; the set cannot change while its
-            // mutex is held, so `n` is still the count.
-            unsafe { sys::vpr_dev_set_devices(vdev, on_heap.as_mut_ptr(), n as c_int) };
-            &on_heap[..]
-        };
+        on_heap.extend_with(n, core::ptr::null_mut(), GFP_KERNEL)?;
+        // SAFETY: as above, with room for `n` pointers; the set cannot change while its mutex
+        // is held, so `n` is still the count.
+        unsafe { sys::vpr_dev_set_devices(vdev, on_heap.as_mut_ptr(), n as c_int) };
+        // SAFETY: `on_heap` holds the set's members, its mutex held for `'a`.
+        unsafe { Self::call_each(&on_heap, f) }
+    }
+
+    /// Calls `f` on each of `raw_members` in turn; stops at its first error.
+    ///
+    /// # Safety
+    ///
+    /// Every pointer is a member of a set of this driver whose mutex is held for `'a`.
+    unsafe fn call_each(
+        raw_members: &[*mut sys::vfio_device],
+        mut f: impl FnMut(&'a Device) -> Result,
+    ) -> Result {
         for &member in raw_members {
             // SAFETY: every member of a set keyed by this driver is a live device of this
             // driver: it joins at probe after its state is initialised and leaves (under the
-            // mutex we hold) before its state is dropped; `'a` is bounded by the mutex.
+            // mutex, held for `'a` by the caller's contract) before its state is dropped.
             f(unsafe { Device::from_vfio(member) })?;
         }
         Ok(())

@@ -203,8 +203,6 @@ pub(crate) struct BarMap {
     bar: u32,
     addr: AtomicPtr<c_void>,
     len: u64,
-    /// `pci_resource_start` when the BAR was claimed.
-    start: u64,
     /// `pci_resource_start` was non-zero when the BAR was claimed.
     assigned: bool,
     /// The resource is a memory BAR (`IORESOURCE_MEM`): accesses need memory decode on.
@@ -230,7 +228,6 @@ impl BarMap {
             bar,
             addr: AtomicPtr::new(core::ptr::null_mut()),
             len: rawpci::resource_len(pdev, bar),
-            start,
             assigned: start != 0,
             is_mem: rawpci::resource_flags(pdev, bar) & u64::from(bindings::IORESOURCE_MEM) != 0,
         };
@@ -244,12 +241,6 @@ impl BarMap {
     #[inline]
     pub(crate) fn len(&self) -> u64 {
         self.len
-    }
-
-    /// The resource's start (bus-physical address) as it was when claimed.
-    #[inline]
-    pub(crate) fn start(&self) -> u64 {
-        self.start
     }
 
     /// Whether the resource had a non-zero start when it was claimed (upstream answers

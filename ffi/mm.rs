@@ -74,13 +74,15 @@ pub(crate) fn zap_range(dev: &Device, start: u64, len: u64) {
     unsafe { sys::vpr_zap_mapping(dev.as_vfio(), start, len) }
 }
 
-/// The `fault` and `huge_fault` handler of BAR VMAs (called from the C `vm_operations_struct`).
+/// Reads what a fault on a BAR VMA needs from the mm: the VMA and the device behind it.
 ///
 /// # Safety
 ///
-/// Called by the mm with a valid `vmf` whose VMA was set up by [`NewBarVma::setup_pfnmap`].
-#[no_mangle]
-pub(crate) unsafe extern "C" fn vpr_huge_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
+/// `vmf` is valid, with a VMA set up by [`NewBarVma::setup_pfnmap`].
+unsafe fn fault_request<'a>(
+    vmf: *mut bindings::vm_fault,
+    order: u32,
+) -> (*mut bindings::vm_area_struct, &'a Device, FaultRequest) {
     // SAFETY: the mm passes a valid `vmf` with a valid VMA (caller contract).
     let (vma, address) = unsafe { ((*vmf).__bindgen_anon_1.vma, (*vmf).__bindgen_anon_1.address) };
     // SAFETY: `vma` is valid while the fault is handled.
@@ -103,14 +105,51 @@ pub(crate) unsafe extern "C" fn vpr_huge_fault(vmf: *mut bindings::vm_fault, ord
         address,
         order,
     };
-    let outcome = dev.data().fault(&req, |addr, pfn, order| {
-        // SAFETY: `vmf` and `vma` are valid; the PFN lies inside the BAR claimed by the device
-        // and `addr` inside the VMA (`fault::plan` and `fault::around` work inside the VMA,
-        // whose size mmap bounded by the BAR). A 4 KiB insertion at another address of the
-        // same VMA is what the fault handlers of PFN maps may do (the VMA stays locked).
+    (vma, dev, req)
+}
+
+/// The mm's answer for a fault's outcome.
+fn vm_fault(outcome: FaultOutcome) -> u32 {
+    match outcome {
+        FaultOutcome::Inserted(ret) => ret,
+        FaultOutcome::Fallback => bindings::vm_fault_reason_VM_FAULT_FALLBACK,
+        FaultOutcome::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
+    }
+}
+
+/// The `fault` handler of BAR VMAs (a 4 KiB fault; called from the C `vm_operations_struct`).
+///
+/// # Safety
+///
+/// Called by the mm with a valid `vmf` whose VMA was set up by [`NewBarVma::setup_pfnmap`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vpr_page_fault(vmf: *mut bindings::vm_fault) -> u32 {
+    // SAFETY: guaranteed by the caller.
+    let (vma, dev, req) = unsafe { fault_request(vmf, 0) };
+    vm_fault(dev.data().page_fault(&req, |addr, pfn| {
+        // SAFETY: `vma` is valid; the PFN lies inside the BAR claimed by the device and `addr`
+        // inside the VMA (`fault::plan` and `fault::around` work inside the VMA, whose size
+        // mmap bounded by the BAR). A 4 KiB insertion at another address of the same VMA is
+        // what the fault handlers of PFN maps may do (the VMA stays locked).
+        unsafe { bindings::vmf_insert_pfn(vma, addr & !(bindings::PAGE_SIZE - 1), pfn as usize) }
+    }))
+}
+
+/// The `huge_fault` handler of BAR VMAs (a PMD or PUD fault; called from the C
+/// `vm_operations_struct`).
+///
+/// # Safety
+///
+/// Called by the mm with a valid `vmf` whose VMA was set up by [`NewBarVma::setup_pfnmap`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vpr_huge_fault(vmf: *mut bindings::vm_fault, order: u32) -> u32 {
+    // SAFETY: guaranteed by the caller.
+    let (_, dev, req) = unsafe { fault_request(vmf, order) };
+    vm_fault(dev.data().huge_fault(&req, |pfn| {
+        // SAFETY: `vmf` is valid; the PFN starts a block of the fault's order inside the BAR
+        // claimed by the device, and the block lies inside the VMA (`fault::plan`).
         unsafe {
             match order {
-                0 => bindings::vmf_insert_pfn(vma, addr & !(bindings::PAGE_SIZE - 1), pfn as usize),
                 #[cfg(CONFIG_ARCH_SUPPORTS_PMD_PFNMAP)]
                 o if o == bindings::PMD_ORDER => {
                     bindings::vmf_insert_pfn_pmd(vmf, pfn as usize, false)
@@ -122,10 +161,5 @@ pub(crate) unsafe extern "C" fn vpr_huge_fault(vmf: *mut bindings::vm_fault, ord
                 _ => bindings::vm_fault_reason_VM_FAULT_FALLBACK,
             }
         }
-    });
-    match outcome {
-        FaultOutcome::Inserted(ret) => ret,
-        FaultOutcome::Fallback => bindings::vm_fault_reason_VM_FAULT_FALLBACK,
-        FaultOutcome::SigBus => bindings::vm_fault_reason_VM_FAULT_SIGBUS,
-    }
+    }))
 }

@@ -33,6 +33,7 @@ int vpr_get_region_info_caps(struct vfio_device *vdev, struct vfio_region_info *
 			     struct vfio_info_cap *caps);
 int vpr_mmap(struct vfio_device *vdev, struct vm_area_struct *vma);
 void vpr_request(struct vfio_device *vdev, unsigned int count);
+vm_fault_t vpr_page_fault(struct vm_fault *vmf);
 vm_fault_t vpr_huge_fault(struct vm_fault *vmf, unsigned int order);
 
 /* Fault counters in debugfs: the Rust side fills VPR_NUM_COUNTERS values. */

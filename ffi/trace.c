@@ -22,7 +22,7 @@ static void vpr_trace_fault(struct vm_fault *vmf, unsigned int order, vm_fault_t
 
 vm_fault_t vpr_fault_traced(struct vm_fault *vmf)
 {
-	vm_fault_t ret = vpr_huge_fault(vmf, 0);
+	vm_fault_t ret = vpr_page_fault(vmf);
 
 	vpr_trace_fault(vmf, 0, ret);
 	return ret;

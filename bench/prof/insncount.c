@@ -12,6 +12,11 @@
  * in both tables: QEMU walks the guest page tables) per operation and, for 1024, per block.
  * MMU index: user code; kernel code on a kernel address; kernel code on a user address (the
  * user copies, under SMAP's stac). TLB flushes are not modelled.
+ *
+ * With tail=1 every `hlt` on vCPU 0 (the idle loop, so the end of a sleep of the profiled
+ * task, which runs there) forgets what was counted so far: the table then holds what ran after
+ * the operations' last sleep, which is what an operation's time on the virtual clock adds to
+ * its sleeps (run one operation: PROF_N=1).
  */
 #include <stdbool.h>
 #include <stdint.h>
@@ -53,6 +58,10 @@ static struct slot *table;
 static bool on;
 static uint64_t total;
 static const char *out = "insncount.txt";
+/* tail=1: the slots counted since the last hlt, to forget at the next one. */
+static bool tail_mode;
+static struct slot **touched;
+static size_t n_touched, cap_touched;
 static int round_no;
 /* The block executed last: entering the next one is a jump-cache lookup in QEMU
  * (helper_lookup_tb_ptr) rather than a chained jump when the last one ended in an indirect
@@ -142,6 +151,13 @@ static void tb_exec(unsigned int vcpu, void *udata)
 	for (;; h = (h + 1) & (SLOTS - 1)) {
 		struct slot *s = &table[h];
 		if (s->vaddr == t->vaddr || s->vaddr == 0) {
+			if (tail_mode && s->insns == 0) {
+				if (n_touched == cap_touched) {
+					cap_touched = cap_touched ? 2 * cap_touched : 4096;
+					touched = realloc(touched, cap_touched * sizeof(*touched));
+				}
+				touched[n_touched++] = s;
+			}
 			s->vaddr = t->vaddr;
 			s->insns += t->n;
 			s->execs++;
@@ -151,6 +167,22 @@ static void tb_exec(unsigned int vcpu, void *udata)
 			return;
 		}
 	}
+}
+
+/* tail=1: a hlt on vCPU 0 forgets the counts so far (the slots keep their place in the
+ * table, so open addressing still finds the others). */
+static void halt(unsigned int vcpu, void *udata)
+{
+	(void)udata;
+	if (!on || vcpu != 0)
+		return;
+	for (size_t i = 0; i < n_touched; i++) {
+		struct slot *s = touched[i];
+		s->insns = s->execs = s->lookups = s->fills = s->jc_misses = 0;
+	}
+	n_touched = 0;
+	total = lookups = jc_misses = 0;
+	memset(fills, 0, sizeof(fills));
 }
 
 static int by_insns(const void *a, const void *b)
@@ -166,6 +198,7 @@ static void marker(unsigned int vcpu, void *udata)
 	if (!on) {
 		memset(table, 0, sizeof(*table) * SLOTS);
 		total = 0;
+		n_touched = 0;
 		lookups = 0;
 		jc_misses = 0;
 		memset(fills, 0, sizeof(fills));
@@ -180,13 +213,14 @@ static void marker(unsigned int vcpu, void *udata)
 	if (!f)
 		return;
 	qsort(table, SLOTS, sizeof(*table), by_insns);
+	n_touched = 0;
 	fprintf(f, "total %llu %llu %llu", (unsigned long long)total, (unsigned long long)lookups,
 		(unsigned long long)jc_misses);
 	if (model_tlb)
 		for (int i = 0; i < TLB_SIZES; i++)
 			fprintf(f, " %llu", (unsigned long long)fills[i]);
 	fprintf(f, "\n");
-	for (size_t i = 0; i < SLOTS && table[i].vaddr; i++)
+	for (size_t i = 0; i < SLOTS && table[i].insns; i++)
 		fprintf(f, "%llx %llu %llu %llu %llu %llu\n", (unsigned long long)table[i].vaddr,
 			(unsigned long long)table[i].insns, (unsigned long long)table[i].execs,
 			(unsigned long long)table[i].lookups, (unsigned long long)table[i].fills,
@@ -226,6 +260,8 @@ static void tb_trans(qemu_plugin_id_t id, struct qemu_plugin_tb *tb)
 							 (void *)(uintptr_t)qemu_plugin_insn_vaddr(insn));
 		uint8_t b[8] = { 0 };
 		size_t len = qemu_plugin_insn_data(insn, b, sizeof(b));
+		if (tail_mode && len == 1 && b[0] == 0xf4)
+			qemu_plugin_register_vcpu_insn_exec_cb(insn, halt, QEMU_PLUGIN_CB_NO_REGS, NULL);
 		/* mov eax, imm32 (B8 xx xx 50 56) right before cpuid (0F A2) in the same block is
 		 * checked by the guest side; here any cpuid preceded by that mov counts. */
 		if (len == 5 && b[0] == 0xb8 && b[3] == 0x50 && b[4] == 0x56 && i + 1 < n) {
@@ -247,6 +283,8 @@ int qemu_plugin_install(qemu_plugin_id_t id, const qemu_info_t *info, int argc, 
 			out = argv[i] + 4;
 		else if (!strcmp(argv[i], "tlb=1"))
 			model_tlb = true;
+		else if (!strcmp(argv[i], "tail=1"))
+			tail_mode = true;
 	table = calloc(SLOTS, sizeof(*table));
 	if (!table)
 		return 1;

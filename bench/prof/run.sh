@@ -2,9 +2,10 @@
 # Instruction-count profile of the bench rows: boots the guest (kernel of OUT/kdir) with the
 # QEMU plugin bench/prof/insncount.c, runs bench/prof/guest.sh, and prints per row and driver
 # the guest instructions per operation and the functions they go to (bench/prof/report.py).
-# Usage: [PROF_N=2000] [PROF_ROWS='VENDOR:DEVICE:ROW ...'] [PROF_TLB=1] [PROF_LOAD='vfio-pci vfio_pci_rs']
+# Usage: [PROF_N=2000] [PROF_ROWS='VENDOR:DEVICE:ROW ...'] [PROF_TLB=1] [PROF_TAIL=1] [PROF_LOAD='vfio-pci vfio_pci_rs']
 #        bench/prof/run.sh OUT
-# (PROF_TLB=1: also model QEMU's software TLB and count its refills, see insncount.c)
+# (PROF_TLB=1: also model QEMU's software TLB and count its refills, see insncount.c;
+#  PROF_TAIL=1: count only what runs after the last sleep, with PROF_N=1 one operation's tail)
 # (OUT/kdir names the kernel; the module and client must be built for it).
 set -euo pipefail
 top=$(cd "$(dirname "$0")/../.." && pwd)
@@ -19,6 +20,6 @@ gcc -O2 -shared -fPIC -fvisibility=hidden -o "$out/prof/insncount.so" "$top/benc
 VPR_DEV_SCRIPT="$out/prof/dev.sh" bash "$top/scripts/initramfs.sh" "$kdir" "$out/prof"
 # On the bench's virtual clock (scripts/bench.sh): timer ticks land after the same instructions
 # under both drivers, not wherever the host's clock puts them.
-VPR_QEMU_EXTRA="-icount shift=3,sleep=off -plugin $out/prof/insncount.so,out=$out/prof/count${PROF_TLB:+,tlb=1}" \
+VPR_QEMU_EXTRA="-icount shift=3,sleep=off -plugin $out/prof/insncount.so,out=$out/prof/count${PROF_TLB:+,tlb=1}${PROF_TAIL:+,tail=1}" \
 	VPR_GUEST_TIMEOUT=${VPR_GUEST_TIMEOUT:-1800} bash "$top/scripts/guest.sh" dev "$kdir" "$out/prof" >/dev/null
 /usr/bin/python3 "$top/bench/prof/report.py" "$out/prof/console-dev.log" "$out/prof/count" "$kdir/System.map"

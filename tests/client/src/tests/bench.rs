@@ -718,14 +718,27 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
     // (under vfio_pci_rs the first touch in each 2 MiB block maps the whole block).
     let page = sys::page_size() as usize;
     // map_touch_aligned: the bench's aligned map + touch every page + unmap of the largest
-    // mappable BAR.
-    let big = (row == "map_touch_aligned")
+    // mappable BAR; zap_refault: the bench's COMMAND.MEM off and on + touch again of that BAR,
+    // mapped (and touched) once before.
+    let big = matches!(row, "map_touch_aligned" | "zap_refault")
         .then(|| mappable_bar(&dev, 1 << 20))
         .flatten();
     let map = match row {
         "fault4k" => {
             match AnyMapping::new(dev.fd, region_offset(bar), u64::from(n) * page as u64) {
                 Ok(m) => Some(m),
+                Err(e) => return k.fail("bench.prof.map", "BAR maps", e),
+            }
+        }
+        _ => None,
+    };
+    let mapped = match (row, big) {
+        ("zap_refault", Some((bar, size))) => {
+            match Mapping::new_aligned(dev.fd, region_offset(bar), size, map_alignment(size)) {
+                Ok(m) => {
+                    touch(m.addr(), m.size());
+                    Some(m)
+                }
                 Err(e) => return k.fail("bench.prof.map", "BAR maps", e),
             }
         }
@@ -743,6 +756,13 @@ pub fn prof(k: &mut Ktap, bdf: &str, row: &str, n: u32) {
         "map_touch_aligned" => Box::new(|| {
             let (bar, size) = big.ok_or(Errno(libc::ENODEV))?;
             let m = Mapping::new_aligned(dev.fd, region_offset(bar), size, map_alignment(size))?;
+            touch(m.addr(), m.size());
+            Ok(())
+        }),
+        "zap_refault" => Box::new(|| {
+            let m = mapped.as_ref().ok_or(Errno(libc::ENODEV))?;
+            dev.config_write16(PCI_COMMAND, cmd & !PCI_COMMAND_MEMORY)?;
+            dev.config_write16(PCI_COMMAND, cmd | PCI_COMMAND_MEMORY)?;
             touch(m.addr(), m.size());
             Ok(())
         }),
