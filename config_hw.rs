@@ -34,7 +34,9 @@ pub(crate) fn to_errno(e: Error) -> Errno {
     Errno(-e.to_errno())
 }
 
-/// Converts the model's errno to a kernel error.
+/// Converts the model's errno to a kernel error (out of line: only errors take it).
+#[cold]
+#[inline(never)]
 pub(crate) fn from_errno(e: Errno) -> Error {
     Error::from_errno(-e.0)
 }

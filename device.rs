@@ -933,7 +933,11 @@ impl VfioPciDevice {
                 return Err(EINVAL);
             };
             let mut hw = ConfigHw::new(self, dev, *pci_2_3, virq_disabled);
-            config.rw(&mut hw, pos, data, write).map_err(from_errno)?
+            // A match, not `map_err`: its instance was an out-of-line call on every access.
+            match config.rw(&mut hw, pos, data, write) {
+                Ok(done) => done,
+                Err(e) => return Err(from_errno(e)),
+            }
         };
         if !write {
             match width {
