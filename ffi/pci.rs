@@ -235,7 +235,8 @@ pub(crate) fn user_write_config(pdev: &pci::Device, offset: u16, width: usize, v
     pcibios_result(ret)
 }
 
-/// `pci_user_*` return PCIBIOS codes or negative errnos; map them as `pcibios_err_to_errno`.
+/// Config accessors return PCIBIOS codes or negative errnos; map them as
+/// `pcibios_err_to_errno`.
 #[inline]
 fn pcibios_result(ret: i32) -> Result {
     if ret == 0 {
@@ -249,10 +250,12 @@ fn pcibios_result(ret: i32) -> Result {
 fn pcibios_error(ret: i32) -> Result {
     match ret {
         r if r < 0 => Err(Error::from_errno(r)),
-        0x81 | 0x86 => Err(ENOENT), // FUNC_NOT_SUPPORTED, DEVICE_NOT_FOUND
-        0x83 | 0x87 => Err(EINVAL), // BAD_VENDOR_ID, BAD_REGISTER_NUMBER
-        0x88 => Err(EIO),           // SET_FAILED
-        0x89 => Err(ENOSPC),        // BUFFER_TOO_SMALL
+        0x81 => Err(ENOENT), // FUNC_NOT_SUPPORTED
+        0x83 => Err(ENOTTY), // BAD_VENDOR_ID
+        0x86 => Err(ENODEV), // DEVICE_NOT_FOUND
+        0x87 => Err(EFAULT), // BAD_REGISTER_NUMBER
+        0x88 => Err(EIO),    // SET_FAILED
+        0x89 => Err(ENOSPC), // BUFFER_TOO_SMALL
         _ => Err(ERANGE),
     }
 }
