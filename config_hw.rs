@@ -3,10 +3,16 @@
 //! The driver side of config-space virtualization: the hardware access and the side effects
 //! (`ConfigBackend`) that the pure model in `config_space` asks for.
 //!
-//! The model decides; this executes, with the locking the driver owns: COMMAND writes that
-//! clear MEM, D3hot entry and FLR all zap every BAR mapping right after taking the memory lock
-//! for write, and change the hardware before releasing it. The model runs under the `open`
-//! mutex, which comes before the memory lock in the lock order.
+//! The model decides; this executes, with the locking the driver owns. D3hot entry and FLR zap
+//! every BAR mapping right after taking the memory lock for write, and change the hardware
+//! before releasing it. A COMMAND write reaches the device without the memory lock: the
+//! hardware access may wait for a reset by someone else (`pci_user_write_config_*` waits while
+//! the PCI core blocks config access), and that reset's `reset_prepare` takes the memory lock.
+//! So a write clearing MEM zaps and records decode off under the lock before it touches the
+//! hardware, and a write setting MEM records decode on after it: in between, faults answer
+//! SIGBUS and BAR access fails, as with decode off. The model runs under the `open` mutex,
+//! which comes before the memory lock in the lock order; the decode state changes only under
+//! both.
 
 use kernel::prelude::*;
 
@@ -18,13 +24,9 @@ use crate::{
         PowerState,
         Width, //
     },
-    device::{
-        MemoryState,
-        VfioPciDevice, //
-    },
+    device::VfioPciDevice,
     ffi::{
         pci as rawpci,
-        rwsem::WriteGuard,
         vfio::Device, //
     },
 };
@@ -47,8 +49,8 @@ pub(crate) struct ConfigHw<'a> {
     vfio: &'a Device,
     pci_2_3: bool,
     virq_disabled: &'a mut bool,
-    /// Held between `memory_write_lock` and `memory_write_unlock`.
-    memory: Option<WriteGuard<'a, MemoryState>>,
+    /// `memory_write_lock` recorded decode off ahead of the hardware write.
+    decode_cleared: bool,
 }
 
 impl<'a> ConfigHw<'a> {
@@ -64,7 +66,7 @@ impl<'a> ConfigHw<'a> {
             vfio,
             pci_2_3,
             virq_disabled,
-            memory: None,
+            decode_cleared: false,
         }
     }
 }
@@ -82,19 +84,27 @@ impl ConfigBackend for ConfigHw<'_> {
 
     #[inline]
     fn memory_write_lock(&mut self, zap: bool) {
-        self.memory = Some(if zap {
-            self.dev.zap_and_write_memory(self.vfio)
-        } else {
-            self.dev.write_memory()
-        });
+        // MEM is being cleared: no mapping may survive, nor a fault or BAR access succeed, once
+        // the hardware stops decoding. Already off: nothing is mapped. A device whose memory
+        // decode does not follow COMMAND.MEM (a VF) keeps decode on, as the model does.
+        if zap && self.dev.decode_enabled() && !self.dev.no_command_memory() {
+            self.dev.zap_and_set_decode(self.vfio, false);
+            self.decode_cleared = true;
+        }
     }
 
     #[inline]
     fn memory_write_unlock(&mut self, memory_enabled: Option<bool>) {
-        if let (Some(mem), Some(enabled)) = (self.memory.as_mut(), memory_enabled) {
-            mem.set_decode(enabled);
+        // A failed write leaves the virtual COMMAND as it was, and so the decode state.
+        let enabled = match memory_enabled {
+            Some(enabled) => enabled,
+            None if self.decode_cleared => true,
+            None => return,
+        };
+        self.decode_cleared = false;
+        if enabled != self.dev.decode_enabled() {
+            self.dev.set_decode(enabled);
         }
-        self.memory = None;
     }
 
     fn set_power_state(&mut self, state: PowerState) {
@@ -114,6 +124,7 @@ impl ConfigBackend for ConfigHw<'_> {
 
     fn function_reset(&mut self) {
         let _mem = self.dev.zap_and_write_memory(self.vfio);
+        let _own = self.dev.own_reset();
         let _ = rawpci::try_reset_function(self.dev.pdev());
     }
 

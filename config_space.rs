@@ -184,19 +184,24 @@ pub(crate) trait ConfigBackend {
 
     /// Start of a COMMAND-register write (upstream 595-600).
     ///
-    /// If `zap` (the new MEM bit is 0, even if it already was 0): zap all BAR mmaps and take
-    /// `memory_lock` for write (`vfio_pci_zap_and_down_write_memory_lock`), then revoke
-    /// dma-bufs (`vfio_pci_dma_buf_move(vdev, true)`). Otherwise only `down_write`.
-    /// Between this call and [`ConfigBackend::memory_write_unlock`] the model may restore the
-    /// BARs and writes COMMAND through [`ConfigBackend::hw_write`].
+    /// `zap`: the new MEM bit is 0 (even if it already was 0). Between this call and
+    /// [`ConfigBackend::memory_write_unlock`] the model may restore the BARs and writes COMMAND
+    /// through [`ConfigBackend::hw_write`]; when `zap` is set, no BAR mapping, fault or BAR
+    /// access may reach the device from this call on until the unlock records the new state.
+    /// Upstream zaps all BAR mmaps and holds `memory_lock` for write across the whole write
+    /// (`vfio_pci_zap_and_down_write_memory_lock`, revoking dma-bufs), else only `down_write`;
+    /// a backend may instead zap and record memory disabled here under `memory_lock` and
+    /// release it, so the hardware accesses never wait for config access under it.
     fn memory_write_lock(&mut self, zap: bool);
 
-    /// End of a COMMAND-register write, still holding `memory_lock` for write.
+    /// End of a COMMAND-register write.
     ///
     /// `Some(enabled)`: the write succeeded and `enabled` is the new virtual memory-enable state
     /// ([`ConfigSpace::memory_enabled`]: virtual MEM bit or `no_command_memory`). Record it as
-    /// the state that gates faults and BAR access; if it is true and the power state is below
-    /// D3hot, un-revoke dma-bufs. `None`: the write failed; only release. Then `up_write`.
+    /// the state that gates faults and BAR access (under `memory_lock` for write); if it is true
+    /// and the power state is below D3hot, un-revoke dma-bufs. `None`: the write failed; the
+    /// state is what it was before [`ConfigBackend::memory_write_lock`]. Upstream then
+    /// `up_write`s.
     fn memory_write_unlock(&mut self, memory_enabled: Option<bool>);
 
     /// A write to PM_CTRL requested `state` (upstream `vfio_lock_and_set_power_state`, 712-726):

@@ -6,7 +6,10 @@
 //! # Locks
 //!
 //! Order, written once: `mmap_lock -> memory`; `dev_set -> open -> memory`;
-//! `open -> igate -> memory`; `ioeventfds -> memory`; no user copy under `memory`.
+//! `open -> igate -> memory`; `ioeventfds -> memory`;
+//! `config access block -> device lock -> memory`; no user copy under `memory`, and nothing
+//! under it waits for the config access block (no user config accessor runs under it) or the
+//! device lock (resets only try it).
 //! - `dev_set` (the VFIO core's device-set mutex): held by the core around `open_device` and
 //!   `close_device`, and by hot reset (`reset.rs`), which only tries each member's `memory`.
 //! - `open` (mutex): per-open state (saved config state, reset ability, config space).
@@ -15,15 +18,21 @@
 //! - `memory` (rw-semaphore, upstream's `memory_lock`): whether BARs may be accessed (virtual
 //!   COMMAND.MEM, power state) and the BAR mappings. Readers: faults and each single read/write
 //!   access. Writers: everything that turns decode off, resets the device or changes the BARs;
-//!   those zap every user mapping right after taking it, before touching the hardware.
+//!   those zap every user mapping right after taking it, before touching the hardware (a
+//!   COMMAND write records decode off under it, then touches the hardware: `config_hw.rs`).
 //! - `ioeventfds` (mutex, `ioeventfd.rs`): the ioeventfd list; removing one waits for its BAR
 //!   write, which takes `memory` for read (only tried, in the eventfd's wakeup).
+//! - The PCI core's config access block and device lock (`pci_dev_lock`): held by whoever
+//!   resets the device, around `reset_prepare` and `reset_done`, which take `memory` unless
+//!   the reset is the driver's own ([`OwnReset`]): those hold `memory` and only try the PCI
+//!   core's locks (`pci_try_reset_function`, `pci_reset_bus`).
 
 use core::sync::atomic::{
     AtomicBool,
+    AtomicPtr,
     Ordering, //
 };
-use kernel::{bindings, pci, prelude::*, sync::aref::ARef};
+use kernel::{bindings, pci, prelude::*, sync::aref::ARef, task::Task};
 
 use crate::{
     config_hw::{
@@ -116,8 +125,6 @@ type BarSlot = Result<BarMap>;
 
 /// State guarded by the memory lock.
 pub(crate) struct MemoryState {
-    /// Virtual COMMAND.MEM as user space last set it (upstream tests vconfig, not hardware).
-    mem_enabled: bool,
     /// BARs claimed at open (memory BARs are mapped on first access, see `BarMap`); `ENODEV`
     /// for empty BARs and while closed.
     bars: [BarSlot; 6],
@@ -130,12 +137,14 @@ pub(crate) struct MemoryState {
     pm_engaged: bool,
     /// The wake-up eventfd given with the entry (upstream `pm_wake_eventfd_ctx`).
     pm_wake: Option<EventFd>,
+    /// Someone else is resetting the device (between the PCI core's `reset_prepare` and
+    /// `reset_done`): its decode is off, so BAR access fails and faults answer SIGBUS.
+    reset_hold: bool,
 }
 
 impl MemoryState {
     fn closed() -> Self {
         Self {
-            mem_enabled: false,
             bars: [
                 Err(ENODEV),
                 Err(ENODEV),
@@ -148,6 +157,7 @@ impl MemoryState {
             pm_save: None,
             pm_engaged: false,
             pm_wake: None,
+            reset_hold: false,
         }
     }
 
@@ -164,11 +174,6 @@ impl MemoryState {
     /// Location of the MSI-X table, if any.
     pub(crate) fn msix(&self) -> Option<MsixTable> {
         self.msix
-    }
-
-    /// Whether memory BARs may be accessed now: virtual MEM on.
-    pub(crate) fn decode_enabled(&self) -> bool {
-        self.mem_enabled
     }
 
     /// Whether low power is engaged (faults answer SIGBUS).
@@ -190,11 +195,6 @@ impl MemoryState {
     pub(crate) fn pm_disengage(&mut self) -> Option<EventFd> {
         self.pm_engaged = false;
         self.pm_wake.take()
-    }
-
-    /// Records the virtual memory-enable state (the config model's `memory_enabled`).
-    pub(crate) fn set_decode(&mut self, enabled: bool) {
-        self.mem_enabled = enabled;
     }
 }
 
@@ -224,6 +224,14 @@ pub(crate) struct VfioPciDevice {
     port_bars: PortBars,
     /// Which BARs may be mmapped, for `mmap` and region info without the memory lock.
     mmap_bars: MmapBars,
+    /// The memory-enable state that gates faults and BAR access: the config model's
+    /// `memory_enabled` (virtual COMMAND.MEM; upstream tests vconfig, not hardware). Changed
+    /// only with the memory lock held for write, by open, close and COMMAND writes (under
+    /// `open`, so never concurrently); read under the memory lock, or without it by the
+    /// COMMAND writer, whom nobody else can change it under.
+    decode: AtomicBool,
+    /// The device's memory decode does not follow COMMAND.MEM (a VF), latched at probe.
+    no_command_memory: bool,
     /// The start of each BAR, latched at probe: a bound device's BARs are neither moved nor
     /// resized (sysfs `resourceN_resize` answers EBUSY while a driver is bound, and this
     /// driver resizes none), so `mmap` and faults need no resource lookup.
@@ -249,11 +257,25 @@ pub(crate) struct VfioPciDevice {
     /// The last close could not reset the function: a slot or bus reset of the unused set is
     /// still owed (upstream `needs_reset`). Changed only under the device set's mutex.
     needs_reset: AtomicBool,
+    /// The task running one of the driver's own resets of the device, which holds what the
+    /// reset needs, so the PCI core's `reset_prepare` and `reset_done` calls it causes leave
+    /// the memory lock alone ([`OwnReset`]); NULL otherwise.
+    reset_owner: AtomicPtr<bindings::task_struct>,
     /// The virtual interrupt pin is set (the INTx count `irq_count(0)` reports): latched at open
     /// from the virtual config space, where the pin is read-only, and cleared at close, so the
     /// SET_IRQS and GET_IRQ_INFO paths need not take `open` for it (upstream reads
     /// `vconfig[PCI_INTERRUPT_PIN]` unlocked).
     intx_pin: AtomicBool,
+}
+
+/// One of the driver's own resets of a device in progress on the current task (see
+/// [`VfioPciDevice::own_reset`]); ends on drop.
+pub(crate) struct OwnReset<'a>(&'a AtomicPtr<bindings::task_struct>);
+
+impl Drop for OwnReset<'_> {
+    fn drop(&mut self) {
+        self.0.store(core::ptr::null_mut(), Ordering::Relaxed);
+    }
 }
 
 /// Answer of a region-info query.
@@ -295,6 +317,8 @@ impl VfioPciDevice {
             memory <- RwSem::new(MemoryState::closed()),
             port_bars: PortBars::new(),
             mmap_bars: MmapBars::default(),
+            decode: AtomicBool::new(false),
+            no_command_memory: rawpci::no_command_memory(pdev),
             bar_start: core::array::from_fn(|bar| rawpci::resource_start(pdev, bar as u32)),
             bar_len: core::array::from_fn(|bar| rawpci::resource_len(pdev, bar as u32)),
             open <- new_mutex(None, c"VfioPciDevice::open", kernel::static_lock_class!()),
@@ -305,6 +329,7 @@ impl VfioPciDevice {
             needs_pm_restore: rawpci::pm_no_soft_reset(pdev) == Some(false),
             nointxmask: crate::params::nointxmask(),
             needs_reset: AtomicBool::new(false),
+            reset_owner: AtomicPtr::new(core::ptr::null_mut()),
             intx_pin: AtomicBool::new(false),
         })
     }
@@ -365,9 +390,76 @@ impl VfioPciDevice {
     }
 
     /// Whether memory BARs may be touched now (upstream `__vfio_pci_memory_enabled`): virtual
-    /// MEM on and the device in D0-D2. `mem` proves the memory lock is held.
+    /// MEM on, nobody else resetting the device and the device in D0-D2. `mem` proves the
+    /// memory lock is held.
     pub(crate) fn memory_accessible(&self, mem: &MemoryState) -> bool {
-        mem.decode_enabled() && rawpci::current_state(self.pdev()) < PCI_D3HOT
+        self.decode.load(Ordering::Relaxed)
+            && !mem.reset_hold
+            && rawpci::current_state(self.pdev()) < PCI_D3HOT
+    }
+
+    /// The memory-enable state (see the field); exact under the memory lock or `open`.
+    pub(crate) fn decode_enabled(&self) -> bool {
+        self.decode.load(Ordering::Relaxed)
+    }
+
+    /// Whether the device's memory decode ignores COMMAND.MEM (a VF).
+    pub(crate) fn no_command_memory(&self) -> bool {
+        self.no_command_memory
+    }
+
+    /// Records the memory-enable state, taking the memory lock for write (so that no fault or
+    /// BAR access is between its check and its access).
+    pub(crate) fn set_decode(&self, enabled: bool) {
+        let _mem = self.memory.write();
+        self.decode.store(enabled, Ordering::Relaxed);
+    }
+
+    /// As [`Self::set_decode`], zapping every user mapping of the BARs first.
+    pub(crate) fn zap_and_set_decode(&self, dev: &Device, enabled: bool) {
+        let _mem = self.zap_and_write_memory(dev);
+        self.decode.store(enabled, Ordering::Relaxed);
+    }
+
+    /// Marks the current task as running one of the driver's own resets of the device until
+    /// the returned value is dropped. The caller holds the memory lock for write (after a zap)
+    /// or, at open, nothing can map or access the BARs yet.
+    pub(crate) fn own_reset(&self) -> OwnReset<'_> {
+        self.reset_owner
+            .store(Task::current_raw(), Ordering::Relaxed);
+        OwnReset(&self.reset_owner)
+    }
+
+    /// Whether the PCI core's reset callbacks run inside one of the driver's own resets.
+    fn in_own_reset(&self) -> bool {
+        core::ptr::eq(
+            self.reset_owner.load(Ordering::Relaxed),
+            Task::current_raw(),
+        )
+    }
+
+    /// The PCI core is about to reset the device (`pci_error_handlers.reset_prepare`, with the
+    /// device lock and the config access block held). Unless the reset is the driver's own, zap
+    /// every mapping and hold off BAR access and faults until [`Self::reset_done`], as the
+    /// driver's own resets do; bring the device to D0 first, so a NoSoftRst- device gets its
+    /// saved state back (the PCI core's own D0 transition would not restore it). Upstream has
+    /// no reset callbacks: its mappings stay live while the reset turns decode off.
+    pub(crate) fn reset_prepare(&self, dev: &Device) {
+        if self.in_own_reset() {
+            return;
+        }
+        let mut mem = self.zap_and_write_memory(dev);
+        let _ = self.set_power_state(&mut mem, PCI_D0);
+        mem.reset_hold = true;
+    }
+
+    /// The PCI core has reset the device and restored its config state
+    /// (`pci_error_handlers.reset_done`): BAR access and faults may go on.
+    pub(crate) fn reset_done(&self) {
+        if self.in_own_reset() {
+            return;
+        }
+        self.memory.write().reset_hold = false;
     }
 
     /// Changes the power state with the memory lock held for write (upstream
@@ -424,7 +516,11 @@ impl VfioPciDevice {
         // Don't let the saved state include bus mastering.
         rawpci::clear_master(pdev);
         rawpci::enable_device(pdev)?;
-        let reset = rawpci::try_reset_function(pdev);
+        // Nothing maps or accesses the BARs before open returns.
+        let reset = {
+            let _own = self.own_reset();
+            rawpci::try_reset_function(pdev)
+        };
         if reset == Err(EAGAIN) {
             rawpci::disable_device(pdev);
             return Err(EAGAIN);
@@ -480,7 +576,8 @@ impl VfioPciDevice {
         let (mut mappable, mut claimed) = (0u8, 0u8);
         {
             let mut mem = self.memory.write();
-            mem.mem_enabled = config.memory_enabled();
+            self.decode
+                .store(config.memory_enabled(), Ordering::Relaxed);
             mem.msix = msix;
             let non_mappable = rawpci::non_mappable_bars(pdev);
             for bar in 0..6u32 {
@@ -595,6 +692,7 @@ impl VfioPciDevice {
             let mut mem = self.memory.write();
             self.port_bars.clear();
             self.mmap_bars.clear();
+            self.decode.store(false, Ordering::Relaxed);
             *mem = MemoryState::closed();
         }
         // Freed before the reset, as upstream frees its vconfig: whatever runs after the
@@ -768,6 +866,7 @@ impl VfioPciDevice {
         let mut mem = self.zap_and_write_memory(dev);
         // A reset from D3 would leave a NoSoftRst- device without its saved state.
         let _ = self.set_power_state(&mut mem, PCI_D0);
+        let _own = self.own_reset();
         rawpci::try_reset_function(self.pdev())
     }
 

@@ -8,7 +8,10 @@
 //! A slot or bus reset resets every device on the slot or bus, so it is allowed only when all
 //! of them are in the caller's device set and owned by the caller. Locks: `dev_set -> memory`
 //! (each member's memory lock is only tried, as upstream: several locks of one class taken in
-//! list order must never wait).
+//! list order must never wait). The reset itself only tries the PCI core's device locks, and
+//! marks each member's reset as its own, so the members' `reset_prepare` leaves their memory
+//! locks (held here) alone. The reset of an unused set at last close holds no memory lock: the
+//! members' `reset_prepare` and `reset_done` take theirs one at a time.
 
 use kernel::{
     pci,
@@ -230,6 +233,11 @@ fn hot_reset(dev: &Device, owner: &Owner<'_>) -> Result {
     // (NoSoftRst-) must be brought back by us first so their saved state is restored.
     for (member, memory) in members.iter().zip(locked.iter_mut()) {
         let _ = member.data().set_power_state(memory, PCI_D0);
+    }
+    // Every member's memory lock is held: its `reset_prepare` must not take it again.
+    let mut own = KVec::with_capacity(members.len(), GFP_KERNEL)?;
+    for member in members.iter() {
+        own.push(member.data().own_reset(), GFP_KERNEL)?;
     }
     devset::reset_slot_or_bus(pdev)
 }

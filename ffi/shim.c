@@ -76,8 +76,25 @@ static pci_ers_result_t vpr_pci_error_detected(struct pci_dev *pdev, pci_channel
 	return PCI_ERS_RESULT_CAN_RECOVER;
 }
 
+/*
+ * A reset by someone else (sysfs reset, a bus reset of a neighbour): zap the mappings and hold
+ * off BAR access until it is done, as for the driver's own resets. Called with the device lock
+ * held, so the drvdata is set (probe is over) and stays (remove waits).
+ */
+static void vpr_pci_reset_prepare(struct pci_dev *pdev)
+{
+	vpr_reset_prepare(pci_get_drvdata(pdev));
+}
+
+static void vpr_pci_reset_done(struct pci_dev *pdev)
+{
+	vpr_reset_done(pci_get_drvdata(pdev));
+}
+
 static const struct pci_error_handlers vpr_pci_err_handlers = {
 	.error_detected = vpr_pci_error_detected,
+	.reset_prepare = vpr_pci_reset_prepare,
+	.reset_done = vpr_pci_reset_done,
 };
 
 static struct pci_driver vpr_pci_driver = {

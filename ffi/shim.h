@@ -81,6 +81,9 @@ struct pci_dev *vpr_physfn(struct pci_dev *pdev);
 /* Interrupts (ffi/irq.rs): MSI message refresh; AER error_detected, defined in Rust. */
 void vpr_msi_refresh_msg(unsigned int irq);
 void vpr_error_detected(struct vfio_device *vdev);
+/* Resets by someone else (ffi/vfio.rs): pci_error_handlers.reset_prepare / reset_done. */
+void vpr_reset_prepare(struct vfio_device *vdev);
+void vpr_reset_done(struct vfio_device *vdev);
 
 /* Module parameters (params.rs, ffi/param.rs) and dynamic ids for ids=. */
 const char *vpr_param_ids(void);

@@ -443,6 +443,30 @@ pub(crate) unsafe extern "C" fn vpr_request(vdev: *mut sys::vfio_device, count: 
     unsafe { with(vdev, |d| d.data().request(count)) }
 }
 
+/// `pci_error_handlers.reset_prepare`: the PCI core is about to reset the device.
+///
+/// # Safety
+///
+/// `vdev` is the registered device of a bound `pci_dev` (its drvdata); the caller holds the
+/// device lock, so the device stays bound for the call.
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vpr_reset_prepare(vdev: *mut sys::vfio_device) {
+    // SAFETY: guaranteed by the caller.
+    let dev = unsafe { Device::from_vfio(vdev) };
+    dev.data().reset_prepare(dev);
+}
+
+/// `pci_error_handlers.reset_done`: the PCI core has reset the device.
+///
+/// # Safety
+///
+/// As [`vpr_reset_prepare`].
+#[no_mangle]
+pub(crate) unsafe extern "C" fn vpr_reset_done(vdev: *mut sys::vfio_device) {
+    // SAFETY: guaranteed by the caller.
+    unsafe { Device::from_vfio(vdev) }.data().reset_done();
+}
+
 /// Fills the debugfs `faults` file of a device (called from the C show function).
 ///
 /// # Safety

@@ -1,6 +1,6 @@
 //! `mmap`: mapping BARs, accessing them through the mapping, the mmap error
 //! cases, and the zap behaviour when memory decode is turned off or the
-//! device is reset while mapped.
+//! device is reset while mapped (by the driver or by someone else).
 //!
 //! SIGBUS handling: accesses that may fault go through [`crate::probe`],
 //! which survives the signal in-process. The "child forked before the
@@ -91,6 +91,40 @@ pub fn run(c: &mut Ctx) {
     flr(c, *i, m);
     d3hot(c, *i, m);
     hot_reset(c, *i, m);
+    sysfs_reset(c, *i, m);
+}
+
+/// A reset by someone else (sysfs `reset`: `pci_reset_function()`) while `bar`
+/// is mapped and touched. Under both drivers the write succeeds and the
+/// mapping reads the same data afterwards (the PCI core saves and restores
+/// the config state around the reset). vfio_pci_rs also zaps the mappings
+/// and holds off BAR access for the reset (its `reset_prepare`), so its zap
+/// counter rises; upstream has no reset callbacks and leaves the mappings
+/// live while the reset turns decode off.
+fn sysfs_reset(c: &mut Ctx, bar: u32, m: &Mapping) {
+    let path = format!("/sys/bus/pci/devices/{}/reset", c.dev.bdf);
+    if !std::path::Path::new(&path).exists() {
+        c.t.line("sysfs reset: not attempted (no reset method)");
+        c.skip(
+            "sysfs_reset",
+            "the PCI core offers no reset for this device",
+        );
+        return;
+    }
+    let expect = seed(c, bar, m, 9);
+    verify_mapped(c, "sysfs_reset.before", bar, m, &expect);
+    let before = print_counters(c, "before sysfs reset");
+    let w = std::fs::write(&path, "1");
+    let shown = match &w {
+        Ok(()) => "ok".to_string(),
+        Err(e) => format!("{:?}", e.kind()),
+    };
+    c.t.line(format!("sysfs reset: write 1 -> {shown}"));
+    c.check("sysfs_reset.write", w.is_ok(), "the reset succeeds", &shown);
+    mem_after(c, "after sysfs reset");
+    verify_mapped(c, "sysfs_reset.after", bar, m, &expect);
+    let after = print_counters(c, "after sysfs reset");
+    check_zapped(c, "sysfs_reset", before, after);
 }
 
 /// A slot/bus reset (VFIO_DEVICE_PCI_HOT_RESET) while `bar` is mapped and

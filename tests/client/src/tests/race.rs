@@ -7,6 +7,9 @@
 //! i.e. it failed to zap or re-inserted a PTE without holding off the
 //! disable. Readers survive SIGBUS through [`crate::probe`], which works per
 //! thread. Loops are bounded: at most 10,000 toggles and 60 seconds.
+//!
+//! A second phase races resets by someone else (sysfs `reset`) against the
+//! toggles, without readers (see [`external_resets`]).
 
 use super::{region_name, Ctx};
 use crate::caps::{PCI_COMMAND, PCI_COMMAND_MEMORY};
@@ -340,6 +343,100 @@ pub fn run(c: &mut Ctx) {
     }
     c.expect_ret("race.restore_command", &w, 2);
     c.check_eq("race.final_verify", 0, final_bad);
+
+    external_resets(c, cmd, &target, addr);
+}
+
+/// Resets by someone else in the second phase: at most this many.
+const EXTERNAL_RESETS: usize = 50;
+/// The second phase's time bound.
+const EXTERNAL_TIME: Duration = Duration::from_secs(60);
+
+/// Second phase: resets by someone else (sysfs `reset`) against COMMAND.MEM
+/// toggles, no readers (under upstream vfio-pci, which has no reset
+/// callbacks, a read through the mapping during such a reset reaches a device
+/// with decode off and may return anything). The PCI core holds the device's config access while
+/// it resets and calls the driver's `reset_prepare` (vfio_pci_rs: takes the
+/// memory lock), while a COMMAND write holds the memory lock and reaches the
+/// device: a driver that waited for config access under its memory lock
+/// would hang here. Afterwards the mapping must read the data put there.
+fn external_resets(c: &mut Ctx, cmd: u16, target: &Target, addr: usize) {
+    let path = format!("/sys/bus/pci/devices/{}/reset", c.dev.bdf);
+    if !std::path::Path::new(&path).exists() {
+        c.t.line("external resets: not attempted (no reset method)");
+        c.skip(
+            "race.external",
+            "the PCI core offers no reset for this device",
+        );
+        return;
+    }
+    let fd = c.dev.fd;
+    let off = region_offset(VFIO_PCI_CONFIG_REGION_INDEX) + PCI_COMMAND;
+    let stop = AtomicBool::new(false);
+    let start = Instant::now();
+    let deadline = start + EXTERNAL_TIME;
+    let (resets, reset_errors, toggles, toggle_errors) = std::thread::scope(|s| {
+        let stop = &stop;
+        let toggler = s.spawn(move || {
+            let (mut toggles, mut errors) = (0u64, 0u64);
+            while !stop.load(Ordering::Relaxed) {
+                for v in [cmd & !PCI_COMMAND_MEMORY, cmd] {
+                    if sys::pwrite(fd, &v.to_le_bytes(), off) != Ok(2) {
+                        errors += 1;
+                    }
+                }
+                toggles += 1;
+            }
+            (toggles, errors)
+        });
+        let (mut ok, mut err) = (0usize, 0usize);
+        while ok + err < EXTERNAL_RESETS && Instant::now() < deadline {
+            match std::fs::write(&path, "1") {
+                Ok(()) => ok += 1,
+                Err(_) => err += 1,
+            }
+            // COMMAND writes wait for a reset to end: leave them a gap to get
+            // through, so resets begin while a write holds the memory lock.
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        stop.store(true, Ordering::Relaxed);
+        let (toggles, errors) = toggler.join().unwrap_or((0, u64::MAX));
+        (ok, err, toggles, errors)
+    });
+    let elapsed = start.elapsed();
+    c.diag(format!(
+        "external: {resets} sysfs resets ({reset_errors} failed), {toggles} toggles ({toggle_errors} failed writes), {:.1}s",
+        elapsed.as_secs_f64()
+    ));
+    let mut final_bad = 0;
+    for &(off, v) in &target.slots {
+        // SAFETY: inside the mapping, which the caller keeps.
+        if unsafe { read_slot(addr, off, target.width) } != Ok(v) {
+            final_bad += 1;
+        }
+    }
+    c.t.line(format!(
+        "external resets: failed resets {reset_errors}, failed COMMAND writes {toggle_errors}, final verify {final_bad} wrong"
+    ));
+    c.check(
+        "race.external.resets",
+        resets > 0 && reset_errors == 0,
+        "sysfs resets, every one succeeding",
+        format!("{resets} ok, {reset_errors} failed"),
+    );
+    c.check(
+        "race.external.toggled",
+        toggles > 0 && toggle_errors == 0,
+        "toggles with every COMMAND write accepted",
+        format!("{toggles} toggles, {toggle_errors} failed writes"),
+    );
+    c.check(
+        "race.external.bounded_time",
+        elapsed <= EXTERNAL_TIME + GRACE,
+        format!("at most {}s", (EXTERNAL_TIME + GRACE).as_secs()),
+        format!("{:.1}s", elapsed.as_secs_f64()),
+    );
+    c.check_eq("race.external.final_verify", 0, final_bad);
 }
 
 fn reader(n: usize, addr: usize, t: &Target, stop: &AtomicBool) -> ReaderStats {
