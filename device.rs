@@ -693,7 +693,10 @@ impl VfioPciDevice {
             self.port_bars.clear();
             self.mmap_bars.clear();
             self.decode.store(false, Ordering::Relaxed);
+            // A reset by someone else may be under way (its `reset_done` ends the hold).
+            let reset_hold = mem.reset_hold;
             *mem = MemoryState::closed();
+            mem.reset_hold = reset_hold;
         }
         // Freed before the reset, as upstream frees its vconfig: whatever runs after the
         // reset's last sleep adds to the latency of the client's close.

@@ -102,15 +102,9 @@ pub fn run(c: &mut Ctx) {
 /// counter rises; upstream has no reset callbacks and leaves the mappings
 /// live while the reset turns decode off.
 fn sysfs_reset(c: &mut Ctx, bar: u32, m: &Mapping) {
-    let path = format!("/sys/bus/pci/devices/{}/reset", c.dev.bdf);
-    if !std::path::Path::new(&path).exists() {
-        c.t.line("sysfs reset: not attempted (no reset method)");
-        c.skip(
-            "sysfs_reset",
-            "the PCI core offers no reset for this device",
-        );
+    let Some(path) = c.sysfs_reset_file("sysfs_reset", "sysfs reset") else {
         return;
-    }
+    };
     let expect = seed(c, bar, m, 9);
     verify_mapped(c, "sysfs_reset.before", bar, m, &expect);
     let before = print_counters(c, "before sysfs reset");

@@ -114,6 +114,20 @@ impl Ctx<'_> {
         format!("{}.{}", self.prefix, s)
     }
 
+    /// The device's sysfs `reset` file (a reset by someone else:
+    /// `pci_reset_function()`), or, when the PCI core offers no reset, `None`
+    /// after noting `what` as not attempted and skipping `check`.
+    pub fn sysfs_reset_file(&mut self, check: &str, what: &str) -> Option<String> {
+        let path = format!("/sys/bus/pci/devices/{}/reset", self.dev.bdf);
+        if std::path::Path::new(&path).exists() {
+            return Some(path);
+        }
+        self.t
+            .line(format!("{what}: not attempted (no reset method)"));
+        self.skip(check, "the PCI core offers no reset for this device");
+        None
+    }
+
     /// Record a skip.
     pub fn skip(&mut self, s: &str, why: impl Into<String>) {
         let n = self.name(s);

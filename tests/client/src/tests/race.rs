@@ -355,21 +355,15 @@ const EXTERNAL_TIME: Duration = Duration::from_secs(60);
 /// Second phase: resets by someone else (sysfs `reset`) against COMMAND.MEM
 /// toggles, no readers (under upstream vfio-pci, which has no reset
 /// callbacks, a read through the mapping during such a reset reaches a device
-/// with decode off and may return anything). The PCI core holds the device's config access while
-/// it resets and calls the driver's `reset_prepare` (vfio_pci_rs: takes the
-/// memory lock), while a COMMAND write holds the memory lock and reaches the
-/// device: a driver that waited for config access under its memory lock
-/// would hang here. Afterwards the mapping must read the data put there.
+/// with decode off and may return anything). The PCI core blocks the
+/// device's config access while it resets and calls the driver's
+/// `reset_prepare` (vfio_pci_rs: takes the memory lock): a COMMAND write that
+/// waited for config access while holding its memory lock would hang with it.
+/// Afterwards the mapping must read the data put there.
 fn external_resets(c: &mut Ctx, cmd: u16, target: &Target, addr: usize) {
-    let path = format!("/sys/bus/pci/devices/{}/reset", c.dev.bdf);
-    if !std::path::Path::new(&path).exists() {
-        c.t.line("external resets: not attempted (no reset method)");
-        c.skip(
-            "race.external",
-            "the PCI core offers no reset for this device",
-        );
+    let Some(path) = c.sysfs_reset_file("race.external", "external resets") else {
         return;
-    }
+    };
     let fd = c.dev.fd;
     let off = region_offset(VFIO_PCI_CONFIG_REGION_INDEX) + PCI_COMMAND;
     let stop = AtomicBool::new(false);
