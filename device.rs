@@ -349,6 +349,19 @@ impl VfioPciDevice {
         &self.pdev
     }
 
+    /// Where BAR `bar` starts (0 when unassigned or not a BAR), as latched at probe: every
+    /// user of a BAR's place asks here, not the PCI core.
+    #[inline]
+    pub(crate) fn bar_start(&self, bar: u32) -> u64 {
+        self.bar_start.get(bar as usize).copied().unwrap_or(0)
+    }
+
+    /// The size of BAR `bar` (0 when absent or not a BAR), as latched at probe.
+    #[inline]
+    pub(crate) fn bar_len(&self, bar: u32) -> u64 {
+        self.bar_len.get(bar as usize).copied().unwrap_or(0)
+    }
+
     /// The interrupt state.
     pub(crate) fn irqs(&self) -> &Irqs {
         &self.irqs
@@ -581,12 +594,18 @@ impl VfioPciDevice {
             mem.msix = msix;
             let non_mappable = rawpci::non_mappable_bars(pdev);
             for bar in 0..6u32 {
-                let len = rawpci::resource_len(pdev, bar);
+                let (start, len) = (self.bar_start(bar), self.bar_len(bar));
                 let slot = &mut mem.bars[bar as usize];
                 *slot = if non_mappable || len == 0 {
                     Err(ENODEV)
                 } else {
-                    BarMap::new(pdev, bar).map_err(|e| if e == ENOMEM { ENOMEM } else { EBUSY })
+                    BarMap::new(pdev, bar, start, len).map_err(|e| {
+                        if e == ENOMEM {
+                            ENOMEM
+                        } else {
+                            EBUSY
+                        }
+                    })
                 };
                 // An I/O-port BAR clear of the MSI-X table needs no lock (rdwr.rs).
                 if let Ok(map) = slot {
@@ -601,7 +620,7 @@ impl VfioPciDevice {
                     false
                 } else if len >= PAGE_SIZE {
                     true
-                } else if rawpci::resource_start(pdev, bar) & (PAGE_SIZE - 1) == 0 {
+                } else if start & (PAGE_SIZE - 1) == 0 {
                     match SubpageReservation::new(pdev, bar) {
                         Some(res) => subpages.push(res, GFP_KERNEL_ACCOUNT).is_ok(),
                         None => false,
@@ -640,8 +659,8 @@ impl VfioPciDevice {
         for (bar, res) in (0u32..).zip(bars.iter_mut()) {
             let flags = rawpci::resource_flags(pdev, bar);
             *res = BarResource {
-                start: rawpci::resource_start(pdev, bar),
-                len: rawpci::resource_len(pdev, bar),
+                start: self.bar_start(bar),
+                len: self.bar_len(bar),
                 io: flags & u64::from(bindings::IORESOURCE_IO) != 0,
                 prefetch: flags & u64::from(bindings::IORESOURCE_PREFETCH) != 0,
                 mem64: flags & u64::from(bindings::IORESOURCE_MEM_64) != 0,
@@ -885,7 +904,7 @@ impl VfioPciDevice {
                 flags: rw,
             }),
             0..=5 => {
-                let size = rawpci::resource_len(pdev, index);
+                let size = self.bar_len(index);
                 if size == 0 {
                     return Ok(RegionInfo {
                         offset,
@@ -1060,9 +1079,7 @@ impl VfioPciDevice {
         };
         // No memory lock, as upstream: a mapping is made only while the device is open (the
         // VMA's file holds it), so which BARs are mappable and claimed stays as open published.
-        let bar = mmap::check(&req, self.mmap_bars.mappable(), |bar| {
-            self.bar_len.get(bar as usize).copied().unwrap_or(0)
-        })?;
+        let bar = mmap::check(&req, self.mmap_bars.mappable(), |bar| self.bar_len(bar))?;
         // The BAR must be claimed by us, so no mapping covers an unclaimed resource. If it is
         // not, the memory state holds the claim's error (EBUSY, ENOMEM).
         if !self.mmap_bars.claimed(bar) {
@@ -1115,11 +1132,8 @@ impl VfioPciDevice {
     fn fault(&self, req: &FaultRequest, insert: impl FnOnce(u64) -> (u32, u64)) -> FaultOutcome {
         // mmap maps BARs 0-5 only. Which PFN, and whether the order fits, needs no lock (as
         // upstream): the BAR's place is fixed while the device is bound.
-        let bar_start = self
-            .bar_start
-            .get(fault::region_index(req.vm_pgoff) as usize)
-            .copied()
-            .unwrap_or(0);
+        let bar_start =
+            u32::try_from(fault::region_index(req.vm_pgoff)).map_or(0, |bar| self.bar_start(bar));
         let Some(pfn) = fault::plan(req, bar_start) else {
             FaultCounters::bump(&self.counters.fallback);
             return FaultOutcome::Fallback;

@@ -177,7 +177,7 @@ impl Ioeventfds {
         let bar = index as u32;
         let pos = req.offset & regions::OFFSET_MASK;
         let end = pos + u64::from(req.count);
-        if end > rawpci::resource_len(pdev, bar) {
+        if end > vdev.bar_len(bar) {
             return Err(EINVAL);
         }
         {

@@ -176,8 +176,8 @@ impl VfioPciDevice {
         let pdev = self.pdev();
         let end = if index == regions::ROM {
             rawpci::rom_region_len(pdev)
-        } else if rawpci::resource_start(pdev, index) != 0 {
-            rawpci::resource_len(pdev, index)
+        } else if self.bar_start(index) != 0 {
+            self.bar_len(index)
         } else {
             0
         };

@@ -216,18 +216,18 @@ unsafe impl Send for BarMap {}
 unsafe impl Sync for BarMap {}
 
 impl BarMap {
-    /// Claims BAR `bar` (and maps it if it is an I/O-port BAR). `EBUSY` if it cannot be
-    /// claimed, `ENOMEM` if an I/O-port BAR cannot be mapped (upstream's codes).
-    pub(crate) fn new(pdev: &pci::Device, bar: u32) -> Result<Self> {
+    /// Claims BAR `bar`, at `start` and `len` bytes long (and maps it if it is an I/O-port
+    /// BAR). `EBUSY` if it cannot be claimed, `ENOMEM` if an I/O-port BAR cannot be mapped
+    /// (upstream's codes).
+    pub(crate) fn new(pdev: &pci::Device, bar: u32, start: u64, len: u64) -> Result<Self> {
         rawpci::request_region(pdev, bar)?;
-        let start = rawpci::resource_start(pdev, bar);
         // INVARIANT: the BAR is claimed, `addr` is null; an I/O-port BAR is mapped below
         // before the map is returned (on failure `drop` releases the claim).
         let map = Self {
             pdev: pdev.into(),
             bar,
             addr: AtomicPtr::new(core::ptr::null_mut()),
-            len: rawpci::resource_len(pdev, bar),
+            len,
             assigned: start != 0,
             is_mem: rawpci::resource_flags(pdev, bar) & u64::from(bindings::IORESOURCE_MEM) != 0,
         };
