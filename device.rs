@@ -721,12 +721,13 @@ impl VfioPciDevice {
         // reset's last sleep adds to the latency of the client's close.
         drop(state.subpages);
         drop(state.config);
-        // Whether another member of the set owes a slot or bus reset, asked before the reset
-        // for the same reason: the members and their debts change only under the set's mutex,
-        // which the VFIO core holds across `close_device`.
+        // Whether the set is unused and another member owes a slot or bus reset, asked before
+        // the reset for the same reason: the members, the open count and the debts change only
+        // under the set's mutex, which the VFIO core holds across `close_device`.
         // SAFETY: the VFIO core calls `close_device` with the device set's mutex held.
         let set = unsafe { DevSet::held_by_core(dev) };
-        let owed_elsewhere = reset::owed_by_other_member(&set, dev);
+        let unused = reset::unused_at_close(&set);
+        let owed_elsewhere = unused && reset::owed_by_other_member(&set, dev);
 
         // Owed until a function reset below succeeds.
         self.set_needs_reset(true);
@@ -752,8 +753,8 @@ impl VfioPciDevice {
             rawpci::restore_state(pdev);
         }
         rawpci::disable_device(pdev);
-        if owed_elsewhere || self.needs_reset() {
-            reset::try_reset_unused_set(&set);
+        if owed_elsewhere || (unused && self.needs_reset()) {
+            reset::reset_unused_set(&set);
         }
     }
 

@@ -242,27 +242,22 @@ fn hot_reset(dev: &Device, owner: &Owner<'_>) -> Result {
     devset::reset_slot_or_bus(pdev)
 }
 
-/// Whether a member of `dev`'s unused set other than `dev` owes a slot or bus reset: what
-/// [`try_reset_unused_set`] would find at `dev`'s close if `dev`'s own function reset works.
-/// False while another member is open (the set is not unused).
+/// Whether a member of `dev`'s set other than `dev` still owes a slot or bus reset (its
+/// function reset failed or does not exist at its last close).
 pub(crate) fn owed_by_other_member(set: &DevSet<'_>, dev: &Device) -> bool {
-    set.open_count() <= 1
-        && set
-            .any_member(|m| !core::ptr::eq(m, dev) && m.data().needs_reset())
-            .unwrap_or(false)
+    set.any_member(|m| !core::ptr::eq(m, dev) && m.data().needs_reset())
+        .unwrap_or(false)
 }
 
-/// At last close of a device: if no member of its set is open and one of them still needs a
-/// reset (its function reset failed or does not exist), reset the whole slot or bus, so the
-/// next user does not inherit the last one's state (upstream `vfio_pci_dev_set_try_reset`).
-pub(crate) fn try_reset_unused_set(set: &DevSet<'_>) {
-    if set.open_count() > 1 {
-        return;
-    }
-    // Checked without allocating: after a close whose function reset worked, nothing is owed.
-    if !set.any_member(|m| m.data().needs_reset()).unwrap_or(false) {
-        return;
-    }
+/// Whether the set is unused once the member being closed is: no other member is open.
+pub(crate) fn unused_at_close(set: &DevSet<'_>) -> bool {
+    set.open_count() <= 1
+}
+
+/// At last close of an unused set ([`unused_at_close`]) in which a member owes a reset: reset
+/// the whole slot or bus, so the next user does not inherit the last one's state (upstream
+/// `vfio_pci_dev_set_try_reset`). The caller has checked both.
+pub(crate) fn reset_unused_set(set: &DevSet<'_>) {
     let Ok(members) = set.members() else {
         return;
     };
