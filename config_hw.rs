@@ -124,8 +124,7 @@ impl ConfigBackend for ConfigHw<'_> {
 
     fn function_reset(&mut self) {
         let _mem = self.dev.zap_and_write_memory(self.vfio);
-        let _own = self.dev.own_reset();
-        let _ = rawpci::try_reset_function(self.dev.pdev());
+        let _ = self.dev.own_function_reset();
     }
 
     fn virq_disabled(&self) -> bool {

@@ -443,6 +443,15 @@ impl VfioPciDevice {
         OwnReset(&self.reset_owner)
     }
 
+    /// One of the driver's own function resets (`pci_try_reset_function`, `EAGAIN` when
+    /// contended), marked as such for the PCI core's callbacks ([`Self::own_reset`]). The
+    /// caller holds the memory lock for write after a zap, or, at open, nothing can map or
+    /// access the BARs yet.
+    pub(crate) fn own_function_reset(&self) -> Result {
+        let _own = self.own_reset();
+        rawpci::try_reset_function(self.pdev())
+    }
+
     /// Whether the PCI core's reset callbacks run inside one of the driver's own resets.
     fn in_own_reset(&self) -> bool {
         core::ptr::eq(
@@ -530,10 +539,7 @@ impl VfioPciDevice {
         rawpci::clear_master(pdev);
         rawpci::enable_device(pdev)?;
         // Nothing maps or accesses the BARs before open returns.
-        let reset = {
-            let _own = self.own_reset();
-            rawpci::try_reset_function(pdev)
-        };
+        let reset = self.own_function_reset();
         if reset == Err(EAGAIN) {
             rawpci::disable_device(pdev);
             return Err(EAGAIN);
@@ -889,8 +895,7 @@ impl VfioPciDevice {
         let mut mem = self.zap_and_write_memory(dev);
         // A reset from D3 would leave a NoSoftRst- device without its saved state.
         let _ = self.set_power_state(&mut mem, PCI_D0);
-        let _own = self.own_reset();
-        rawpci::try_reset_function(self.pdev())
+        self.own_function_reset()
     }
 
     /// Region info for `index` (offset, size, flags; capabilities into `caps`).
