@@ -105,35 +105,49 @@ fn sysfs_reset(c: &mut Ctx, bar: u32, m: &Mapping) {
     let Some(path) = c.sysfs_reset_file("sysfs_reset", "sysfs reset") else {
         return;
     };
-    let expect = seed(c, bar, m, 9);
-    verify_mapped(c, "sysfs_reset.before", bar, m, &expect);
-    let before = print_counters(c, "before sysfs reset");
-    let w = std::fs::write(&path, "1");
-    let shown = match &w {
-        Ok(()) => "ok".to_string(),
-        Err(e) => format!("{:?}", e.kind()),
-    };
-    c.t.line(format!("sysfs reset: write 1 -> {shown}"));
-    c.check("sysfs_reset.write", w.is_ok(), "the reset succeeds", &shown);
-    mem_after(c, "after sysfs reset");
-    verify_mapped(c, "sysfs_reset.after", bar, m, &expect);
-    let after = print_counters(c, "after sysfs reset");
-    check_zapped(c, "sysfs_reset", before, after);
+    reset_while_mapped(c, bar, m, 9, "sysfs_reset", "sysfs reset", |c| {
+        let w = std::fs::write(&path, "1");
+        let shown = match &w {
+            Ok(()) => "ok".to_string(),
+            Err(e) => format!("{:?}", e.kind()),
+        };
+        c.t.line(format!("sysfs reset: write 1 -> {shown}"));
+        c.check("sysfs_reset.write", w.is_ok(), "the reset succeeds", &shown);
+    });
+}
+
+/// What every reset-like event while `bar` is mapped is checked for: data
+/// seeded (pattern `round`) and verified before, `event`, then COMMAND
+/// recorded (MEM turned back on if lost), the mapping faulting back in with
+/// the same data, and the Rust driver's zap counter risen. `stage` names the
+/// checks, `what` the event in the transcript.
+fn reset_while_mapped(
+    c: &mut Ctx,
+    bar: u32,
+    m: &Mapping,
+    round: u64,
+    stage: &str,
+    what: &str,
+    event: impl FnOnce(&mut Ctx),
+) {
+    let expect = seed(c, bar, m, round);
+    verify_mapped(c, &format!("{stage}.before"), bar, m, &expect);
+    let before = print_counters(c, &format!("before {what}"));
+    event(c);
+    mem_after(c, &format!("after {what}"));
+    verify_mapped(c, &format!("{stage}.after"), bar, m, &expect);
+    let after = print_counters(c, &format!("after {what}"));
+    check_zapped(c, stage, before, after);
 }
 
 /// A slot/bus reset (VFIO_DEVICE_PCI_HOT_RESET) while `bar` is mapped and
 /// touched: the mappings are zapped during the reset and fault back in.
 fn hot_reset(c: &mut Ctx, bar: u32, m: &Mapping) {
-    let expect = seed(c, bar, m, 8);
-    verify_mapped(c, "hot_reset.before", bar, m, &expect);
-    let before = print_counters(c, "before hot reset");
-    let r = super::hot_reset::reset_own(c);
-    c.t.ioctl_ret("VFIO_DEVICE_PCI_HOT_RESET (own group or iommufd)", &r);
-    super::hot_reset::expect_reset(c, "hot_reset", &r);
-    mem_after(c, "after hot reset");
-    verify_mapped(c, "hot_reset.after", bar, m, &expect);
-    let after = print_counters(c, "after hot reset");
-    check_zapped(c, "hot_reset", before, after);
+    reset_while_mapped(c, bar, m, 8, "hot_reset", "hot reset", |c| {
+        let r = super::hot_reset::reset_own(c);
+        c.t.ioctl_ret("VFIO_DEVICE_PCI_HOT_RESET (own group or iommufd)", &r);
+        super::hot_reset::expect_reset(c, "hot_reset", &r);
+    });
 }
 
 fn error_cases(c: &mut Ctx, info: &DeviceInfo, maps: &[(u32, RegionInfo, Mapping)], page: u64) {
@@ -896,32 +910,26 @@ fn flr(c: &mut Ctx, bar: u32, m: &Mapping) {
         c.skip("flr", "device does not advertise FLR (DEVCAP bit 28)");
         return;
     }
-    let expect = seed(c, bar, m, 6);
-    verify_mapped(c, "flr.before", bar, m, &expect);
-    let before = print_counters(c, "before FLR");
-
-    let v = devctl | PCI_EXP_DEVCTL_BCR_FLR;
-    let w = c.dev.config_write16(base + PCI_EXP_DEVCTL, v);
-    c.t.line(format!(
-        "flr: attempted: pwrite config DEVCTL={v:#06x} -> {}",
-        show(&w)
-    ));
-    c.expect_ret("flr.write_devctl", &w, 2);
-    let after_ctl = c.dev.config_read16(base + PCI_EXP_DEVCTL);
-    c.t.line(format!(
-        "after FLR: config DEVCTL -> {}",
-        after_ctl.map_or_else(|e| e.name(), |v| format!("{v:#06x}"))
-    ));
-    c.check(
-        "flr.devctl_flr_reads_0",
-        after_ctl.is_ok_and(|v| v & PCI_EXP_DEVCTL_BCR_FLR == 0 && v == devctl),
-        format!("{devctl:#06x} (FLR bit clear)"),
-        format!("{after_ctl:x?}"),
-    );
-    mem_after(c, "after FLR");
-    verify_mapped(c, "flr.after", bar, m, &expect);
-    let after = print_counters(c, "after FLR");
-    check_zapped(c, "flr", before, after);
+    reset_while_mapped(c, bar, m, 6, "flr", "FLR", |c| {
+        let v = devctl | PCI_EXP_DEVCTL_BCR_FLR;
+        let w = c.dev.config_write16(base + PCI_EXP_DEVCTL, v);
+        c.t.line(format!(
+            "flr: attempted: pwrite config DEVCTL={v:#06x} -> {}",
+            show(&w)
+        ));
+        c.expect_ret("flr.write_devctl", &w, 2);
+        let after_ctl = c.dev.config_read16(base + PCI_EXP_DEVCTL);
+        c.t.line(format!(
+            "after FLR: config DEVCTL -> {}",
+            after_ctl.map_or_else(|e| e.name(), |v| format!("{v:#06x}"))
+        ));
+        c.check(
+            "flr.devctl_flr_reads_0",
+            after_ctl.is_ok_and(|v| v & PCI_EXP_DEVCTL_BCR_FLR == 0 && v == devctl),
+            format!("{devctl:#06x} (FLR bit clear)"),
+            format!("{after_ctl:x?}"),
+        );
+    });
 }
 
 /// Read COMMAND after a reset or power transition, record it, and turn

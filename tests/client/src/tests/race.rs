@@ -18,6 +18,7 @@ use crate::pattern::{self, align_up, map_alignment, Rng};
 use crate::probe;
 use crate::sys::{self, show, Mapping};
 use crate::uapi::*;
+use std::os::fd::RawFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
@@ -230,13 +231,8 @@ pub fn run(c: &mut Ctx) {
         // Toggle in this thread.
         let mut toggles = 0usize;
         let mut errors = 0usize;
-        let off = region_offset(VFIO_PCI_CONFIG_REGION_INDEX) + PCI_COMMAND;
         while toggles < TOGGLES && Instant::now() < deadline {
-            for v in [cmd & !PCI_COMMAND_MEMORY, cmd] {
-                if sys::pwrite(fd, &v.to_le_bytes(), off) != Ok(2) {
-                    errors += 1;
-                }
-            }
+            errors += toggle_mem(fd, cmd);
             toggles += 1;
         }
         stop.store(true, Ordering::Relaxed);
@@ -365,7 +361,6 @@ fn external_resets(c: &mut Ctx, cmd: u16, target: &Target, addr: usize) {
         return;
     };
     let fd = c.dev.fd;
-    let off = region_offset(VFIO_PCI_CONFIG_REGION_INDEX) + PCI_COMMAND;
     let stop = AtomicBool::new(false);
     let start = Instant::now();
     let deadline = start + EXTERNAL_TIME;
@@ -374,11 +369,7 @@ fn external_resets(c: &mut Ctx, cmd: u16, target: &Target, addr: usize) {
         let toggler = s.spawn(move || {
             let (mut toggles, mut errors) = (0u64, 0u64);
             while !stop.load(Ordering::Relaxed) {
-                for v in [cmd & !PCI_COMMAND_MEMORY, cmd] {
-                    if sys::pwrite(fd, &v.to_le_bytes(), off) != Ok(2) {
-                        errors += 1;
-                    }
-                }
+                errors += toggle_mem(fd, cmd) as u64;
                 toggles += 1;
             }
             (toggles, errors)
@@ -431,6 +422,16 @@ fn external_resets(c: &mut Ctx, cmd: u16, target: &Target, addr: usize) {
         format!("{:.1}s", elapsed.as_secs_f64()),
     );
     c.check_eq("race.external.final_verify", 0, final_bad);
+}
+
+/// One COMMAND.MEM toggle through `fd`'s config region: `cmd` without MEM,
+/// then `cmd`. Returns how many of the two writes were not accepted.
+fn toggle_mem(fd: RawFd, cmd: u16) -> usize {
+    let off = region_offset(VFIO_PCI_CONFIG_REGION_INDEX) + PCI_COMMAND;
+    [cmd & !PCI_COMMAND_MEMORY, cmd]
+        .into_iter()
+        .filter(|v| sys::pwrite(fd, &v.to_le_bytes(), off) != Ok(2))
+        .count()
 }
 
 fn reader(n: usize, addr: usize, t: &Target, stop: &AtomicBool) -> ReaderStats {
