@@ -677,7 +677,7 @@ impl VfioPciDevice {
             vendor: pdev.vendor_id().as_raw(),
             device: pdev.device_id(),
             is_virtfn: rawpci::is_virtfn(pdev),
-            no_command_memory: rawpci::no_command_memory(pdev),
+            no_command_memory: self.no_command_memory,
             nointx: nointx_quirk(pdev.vendor_id().as_raw(), pdev.device_id()),
             irq_present: rawpci::has_intx_line(pdev),
             pcie_flags: rawpci::pcie_flags(pdev),
