@@ -105,7 +105,9 @@ for drv in vfio_pci_rs vfio-pci; do
 	h=$!
 	for i in $(seq 50); do grep -q ready /tmp/hp.log && break; usleep 200000; done
 	unbind "$bdf"
-	wait $h && ok "unbind_open.$drv.req_and_close" || not_ok "unbind_open.$drv.req_and_close" "$(cat /tmp/hp.log)"
+	# On failure, also what the client looked for: the group link and the group nodes present.
+	wait $h && ok "unbind_open.$drv.req_and_close" || not_ok "unbind_open.$drv.req_and_close" \
+		"$(cat /tmp/hp.log); iommu_group $(readlink "/sys/bus/pci/devices/$bdf/iommu_group"); /dev/vfio: $(ls /dev/vfio | tr '\n' ' ')"
 	sed 's/^/# /' /tmp/hp.log
 	[ -z "$(driver_of "$bdf")" ] && ok "unbind_open.$drv.unbound" || not_ok "unbind_open.$drv.unbound"
 	release "$bdf"

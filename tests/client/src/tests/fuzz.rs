@@ -942,17 +942,80 @@ pub fn fault_loop(bdf: &str, secs: u64) -> i32 {
     0
 }
 
-/// Fork a worker that runs `work` and exits; returns its pid.
+/// Fork a worker that runs `work` and exits; returns its pid. The worker leads
+/// a process group of its own (set on both sides of the fork, so neither
+/// races the other), which every process it forks joins: the fuzz worker's
+/// `fork` call leaves a grandchild holding the inherited group, container and
+/// device fds and the BAR mappings.
 fn spawn(work: impl FnOnce()) -> libc::pid_t {
     // SAFETY: the caller is single-threaded (the races parent); the child runs
     // `work` and leaves with _exit, never returning into the parent's code.
     let pid = unsafe { libc::fork() };
     if pid == 0 {
+        // SAFETY: plain system calls on this process.
+        unsafe { libc::setpgid(0, 0) };
         work();
         // SAFETY: see above.
         unsafe { libc::_exit(0) };
     }
+    if pid > 0 {
+        // SAFETY: pid is our child, not yet past exec (it never execs).
+        unsafe { libc::setpgid(pid, pid) };
+    }
     pid
+}
+
+/// SIGKILLs worker `pid` and every process of its group, and reaps them all,
+/// grandchildren included (the races parent is their subreaper, so a grandchild
+/// orphaned by the worker's death becomes its child). When this returns `Some`,
+/// no process of that worker holds a file of the device any more: each exiting
+/// process releases its files and mappings before it can be reaped. Returns the
+/// number of grandchildren the SIGKILL found alive (each held the group, the
+/// device and its mappings until then), or `None` if they were not all gone
+/// within `limit`.
+fn kill_worker(pid: libc::pid_t, limit: Duration) -> Option<u32> {
+    // SAFETY: pid leads a process group of our own workers (see `spawn`).
+    unsafe { libc::kill(-pid, libc::SIGKILL) };
+    sys::wait_child(pid, limit);
+    let deadline = Instant::now() + limit;
+    let mut killed = 0;
+    loop {
+        let mut status = 0;
+        // SAFETY: status is a valid out pointer; -pid names the worker's group,
+        // whose remaining members are our children now (subreaper).
+        let r = unsafe { libc::waitpid(-pid, &mut status, libc::WNOHANG) };
+        if r < 0 {
+            return Some(killed); // ECHILD: none left in the group
+        }
+        if r > 0 && libc::WIFSIGNALED(status) && libc::WTERMSIG(status) == libc::SIGKILL {
+            killed += 1;
+        }
+        if r == 0 {
+            if Instant::now() >= deadline {
+                return None;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    }
+}
+
+/// The processes that hold `path` open (pid and command name), from /proc.
+fn holders(path: &Path) -> Vec<String> {
+    let Ok(procs) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    procs
+        .flatten()
+        .filter_map(|p| {
+            let pid = p.file_name().to_str()?.parse::<u32>().ok()?;
+            let fds = std::fs::read_dir(p.path().join("fd")).ok()?;
+            let holds = fds
+                .flatten()
+                .any(|fd| std::fs::read_link(fd.path()).is_ok_and(|t| t == path));
+            let comm = std::fs::read_to_string(p.path().join("comm")).unwrap_or_default();
+            holds.then(|| format!("{pid} ({})", comm.trim()))
+        })
+        .collect()
 }
 
 /// A fuzz worker on the inherited device fd: endless seeded calls.
@@ -1034,7 +1097,19 @@ fn toggle_worker(dev: &Device) {
 /// exiting with live mappings) and respawns it, and every 16th round kills them
 /// all and closes and reopens the device. Prints `races: ROUNDS rounds, REOPENS
 /// reopens`. Any kernel report is caught by the console scan.
+///
+/// A VFIO group opens once at a time (EBUSY while any process holds it open),
+/// and a fuzz worker's `fork` call leaves a grandchild holding the inherited
+/// group fd. So this process is the subreaper of its workers' descendants, kills
+/// each worker together with its process group, and reaps every one of them
+/// before it reopens the group (see `kill_worker`). A reopen that still fails
+/// after that is a reference some driver or the core kept: a failure.
 pub fn races(bdf: &str, secs: u64) -> i32 {
+    // SAFETY: plain prctl on this process.
+    if unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) } != 0 {
+        println!("races: PR_SET_CHILD_SUBREAPER: {}", Errno::last().name());
+        return 1;
+    }
     let mut dev = match Device::open(bdf, Mode::Group) {
         Ok(d) => d,
         Err(e) => {
@@ -1051,21 +1126,44 @@ pub fn races(bdf: &str, secs: u64) -> i32 {
     let mut pids: Vec<libc::pid_t> = (0..4).map(|k| start(&dev, k, k as u64)).collect();
     let end = Instant::now() + Duration::from_secs(secs);
     let (mut rounds, mut reopens) = (0u64, 0u64);
-    let kill = |pid: libc::pid_t| {
-        // SAFETY: pid is our child.
-        unsafe { libc::kill(pid, libc::SIGKILL) };
-        sys::wait_child(pid, Duration::from_secs(60));
+    // 60 s: a SIGKILLed process exits at its next return from the kernel; one
+    // still there after a minute is stuck in the kernel (a hung task report
+    // names it on the console).
+    let limit = Duration::from_secs(60);
+    let stuck =
+        |p: libc::pid_t| format!("worker {p}'s process group outlived SIGKILL by {limit:?}");
+    // Grandchildren found alive when their worker was killed: at a reopen,
+    // each would have kept the group open (EBUSY) had it not been reaped.
+    let (mut orphans, mut orphans_at_reopen) = (0u32, 0u32);
+    // Kills every worker's group (all of them, even after one fails).
+    let kill_all = |pids: &[libc::pid_t], n: &mut u32| {
+        let mut first_stuck = None;
+        for &p in pids {
+            match kill_worker(p, limit) {
+                Some(k) => *n += k,
+                None => first_stuck = first_stuck.or(Some(stuck(p))),
+            }
+        }
+        first_stuck
     };
     while Instant::now() < end {
         std::thread::sleep(Duration::from_millis(20 + rng.below(280)));
         rounds += 1;
         if rounds % 16 == 0 {
-            pids.iter().for_each(|&p| kill(p));
+            if let Some(e) = kill_all(&pids, &mut orphans_at_reopen) {
+                println!("races: {e}");
+                return 1;
+            }
             drop(dev);
             dev = match Device::open(bdf, Mode::Group) {
                 Ok(d) => d,
                 Err(e) => {
-                    println!("races: reopen failed: {e}");
+                    let group =
+                        std::fs::read_link(format!("/sys/bus/pci/devices/{bdf}/iommu_group"))
+                            .ok()
+                            .and_then(|t| t.file_name().map(|n| Path::new("/dev/vfio").join(n)));
+                    let held = group.as_deref().map(holders).unwrap_or_default();
+                    println!("races: reopen failed: {e}; group held by: {held:?}");
                     return 1;
                 }
             };
@@ -1073,12 +1171,26 @@ pub fn races(bdf: &str, secs: u64) -> i32 {
             pids = (0..4).map(|k| start(&dev, k, rounds + k as u64)).collect();
         } else {
             let k = rng.below(4) as usize;
-            kill(pids[k]);
+            match kill_worker(pids[k], limit) {
+                Some(n) => orphans += n,
+                None => {
+                    println!("races: {}", stuck(pids[k]));
+                    return 1;
+                }
+            }
             pids[k] = start(&dev, k, rounds);
         }
     }
-    pids.iter().for_each(|&p| kill(p));
-    println!("races: {rounds} rounds, {reopens} reopens");
+    // Every process gone before we return, so whoever unbinds the device next
+    // finds it closed.
+    if let Some(e) = kill_all(&pids, &mut orphans) {
+        println!("races: {e}");
+        return 1;
+    }
+    println!(
+        "races: {rounds} rounds, {reopens} reopens, {} grandchildren killed ({orphans_at_reopen} at a reopen)",
+        orphans + orphans_at_reopen
+    );
     0
 }
 
