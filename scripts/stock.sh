@@ -154,4 +154,6 @@ want=$(modinfo -F vermagic "$(find "$pkg/root/usr/lib/modules/$rel" -name 'vfio-
 [ "$vermagic" = "$want" ] || die "vermagic '$vermagic' is not the stock modules' '$want'"
 log "module built in $(secs "$t_mod") s: $out/stock/vfio_pci_rs.ko (vermagic $vermagic)"
 grep -E 'warning' "$out/stock/module.log" >&2 || true
+# For scripts/stock-guest.sh and the package: where Debian's unpacked kernel is.
+printf 'rel=%s\nver=%s\npkg=%s\nbuild=%s\nroot=%s\n' "$rel" "$ver" "$pkg/root" "$build" "$root" >"$out/stock/env"
 echo "$build"
