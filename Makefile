@@ -22,7 +22,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export RUST_LIB_SRC ?= /usr/lib/rustlib/src/rust/library
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
-.PHONY: all setup kernel module stock-module install client host-test lint intree initramfs run vm test bench stress passthrough clean
+.PHONY: all setup kernel module stock-module stock-test install client host-test lint intree initramfs run vm test bench stress passthrough clean
 
 all: module
 
@@ -88,6 +88,11 @@ vm: initramfs
 
 test: setup
 	@bash scripts/test.sh $(OUT)
+
+# The stock-kernel stage of `make test` alone: make stock-module, then Debian's kernel in the
+# guest with both drivers, transcripts compared.
+stock-test: setup client
+	@VPR_TEST_ONLY=stock bash scripts/test.sh $(OUT)
 
 bench: setup
 	@bash scripts/bench.sh $(OUT)

@@ -52,6 +52,11 @@ for drv in vfio_pci_rs vfio-pci; do
 	# Device, region and IRQ info; BAR read/write; config space; mmap, faults, zap and SIGBUS
 	# with decode off, refault; hot reset (group form).
 	for bdf in $(test_bdfs); do run "$drv" "$bdf" all --mode group; done
+	# VFIO_DEVICE_IOEVENTFD. (`feature` is left out here: Debian's vfio-pci has dma-buf export,
+	# VFIO_PCI_DMABUF=y, which vfio_pci_rs does not implement, so feature 11 answers EINVAL
+	# there and ENOTTY here; and on ivshmem its low-power entry after a wakeup entry succeeds
+	# and signals the wakeup eventfd, where the test kernel's vfio-pci and ours refuse it.)
+	for bdf in $(test_bdfs); do run "$drv" "$bdf" ioeventfd --mode group; done
 	# Interrupts: SET_IRQS answers, INTx/MSI/MSI-X/ERR/REQ delivery.
 	for id in 1234:11e8 8086:10c9 1b36:0010; do
 		bdf=$(bdf_of $id) && run "$drv" "$bdf" irq --mode group
