@@ -14,7 +14,8 @@ log() { printf 'stock-guest: %s\n' "$*" >&2; }
 t0=$(date +%s)
 mods="$pkg/usr/lib/modules/$rel"
 initrd="$out/stock/initramfs"
-rm -rf "$initrd" && mkdir -p "$initrd"/{bin,sbin,proc,sys,dev,tmp,etc,root,usr/bin,usr/sbin}
+rm -rf "$initrd" && mkdir -p "$initrd"/{bin,sbin,proc,sys,dev,tmp,etc,root,usr/bin,usr/sbin,usr/lib}
+ln -s usr/lib "$initrd/lib" # merged /usr, as on Debian: the package ships usr/lib/modules
 cp /bin/busybox "$initrd/bin/busybox"
 for app in $("$initrd/bin/busybox" --list); do
 	[ -e "$initrd/bin/$app" ] || ln -s busybox "$initrd/bin/$app"
@@ -35,12 +36,8 @@ while [ ${#want[@]} -gt 0 ]; do
 	for d in $(modinfo -F depends "$f" | tr , ' '); do want+=("$d"); done
 done
 cp "$mods"/modules.{order,builtin,builtin.modinfo} "$initrd/lib/modules/$rel/"
-# vfio_pci_rs where the package puts it (the .deb's payload when built, else the module).
-if [ -f "$out/stock/vfio-pci-rs.deb" ]; then
-	dpkg-deb -x "$out/stock/vfio-pci-rs.deb" "$initrd"
-else
-	install -D -m 644 "$out/stock/vfio_pci_rs.ko" "$initrd/lib/modules/$rel/updates/vfio_pci_rs.ko"
-fi
+# vfio_pci_rs installed from its package: its files unpacked, then what its postinst runs.
+dpkg-deb -x "$out/stock/vfio-pci-rs.deb" "$initrd"
 depmod -b "$initrd" "$rel"
 log "modules: $(cd "$initrd/lib/modules/$rel" && find . -name '*.ko' | sort | tr '\n' ' ')"
 

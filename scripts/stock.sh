@@ -154,6 +154,99 @@ want=$(modinfo -F vermagic "$(find "$pkg/root/usr/lib/modules/$rel" -name 'vfio-
 [ "$vermagic" = "$want" ] || die "vermagic '$vermagic' is not the stock modules' '$want'"
 log "module built in $(secs "$t_mod") s: $out/stock/vfio_pci_rs.ko (vermagic $vermagic)"
 grep -E 'warning' "$out/stock/module.log" >&2 || true
-# For scripts/stock-guest.sh and the package: where Debian's unpacked kernel is.
+# For scripts/stock-guest.sh: where Debian's unpacked kernel is.
 printf 'rel=%s\nver=%s\npkg=%s\nbuild=%s\nroot=%s\n' "$rel" "$ver" "$pkg/root" "$build" "$root" >"$out/stock/env"
+
+# 5. The package a Debian host running that kernel installs: the module under
+# /usr/lib/modules/<release>/updates (merged /usr: /lib/modules is the same directory), depmod
+# in postinst and postrm, signing for Secure Boot in README.Debian. Then installed into the build
+# root with dpkg (after Debian's linux-modules of that kernel, which it depends on): kmod's
+# modinfo and modprobe there must resolve the installed module and its dependencies; removed.
+t_deb=$(date +%s)
+name="vfio-pci-rs-modules-$rel"
+if git -C "$top" rev-parse -q HEAD >/dev/null 2>&1; then
+	pver="0~git$(git -C "$top" log -1 --format=%cd --date=format:%Y%m%d).$(git -C "$top" rev-parse --short=7 HEAD)"
+	git -C "$top" diff --quiet HEAD -- Kbuild '*.rs' ffi || pver+="+dirty"
+else
+	pver="0~local"
+fi
+stage="$out/stock/deb"
+rm -rf "$stage"
+mkdir -p "$stage/DEBIAN" "$stage/usr/lib/modules/$rel/updates" "$stage/usr/share/doc/$name"
+strip --strip-debug -o "$stage/usr/lib/modules/$rel/updates/vfio_pci_rs.ko" "$out/stock/vfio_pci_rs.ko"
+cat >"$stage/DEBIAN/control" <<CTL
+Package: $name
+Version: $pver
+Architecture: amd64
+Maintainer: vfio_pci_rs developers <vfio-pci-rs@localhost>
+Depends: kmod, linux-modules-$rel (= $ver)
+Section: kernel
+Priority: optional
+Installed-Size: $(du -sk "$stage/usr" | cut -f1)
+Description: vfio_pci_rs, a VFIO PCI driver in Rust, for Linux $rel
+ The vfio_pci_rs module built for Debian's $rel kernel ($ver) with that
+ kernel's own compilers ($rustc_text; $cc_text).
+ Load it with \`modprobe vfio_pci_rs\`, bind devices through driver_override.
+ Unsigned: see /usr/share/doc/$name/README.Debian for Secure Boot.
+CTL
+for script in postinst postrm; do
+	cat >"$stage/DEBIAN/$script" <<SCRIPT
+#!/bin/sh
+set -e
+# Tell kmod about the module (installed) or its absence (removed).
+case "\$1" in configure|remove|purge)
+	if [ -d /lib/modules/$rel ] && command -v depmod >/dev/null; then depmod $rel; fi ;;
+esac
+exit 0
+SCRIPT
+	chmod 755 "$stage/DEBIAN/$script"
+done
+cat >"$stage/usr/share/doc/$name/README.Debian" <<DOC
+vfio_pci_rs for Debian's $rel kernel
+=====================================
+
+Installed: /usr/lib/modules/$rel/updates/vfio_pci_rs.ko (depmod was run).
+
+  modprobe vfio_pci_rs                      # pulls in vfio and vfio_iommu_type1 (softdep)
+  echo vfio_pci_rs > /sys/bus/pci/devices/BDF/driver_override
+  echo BDF > /sys/bus/pci/drivers/vfio_pci_rs/bind
+
+The module is not signed. Without Secure Boot it loads and taints the kernel
+(O: out-of-tree, E: unsigned). Under Secure Boot the kernel is locked down and
+refuses unsigned modules: sign it with a Machine Owner Key (MOK) you enrol.
+
+  # once: a key, enrolled through shim's MokManager at the next boot
+  openssl req -new -x509 -newkey rsa:2048 -nodes -days 36500 -subj "/CN=my module key/" \\
+      -outform DER -keyout /root/mok.key -out /root/mok.der
+  mokutil --import /root/mok.der
+  # after every install of this package (needs linux-headers-$rel)
+  /usr/src/linux-headers-$rel/scripts/sign-file sha256 /root/mok.key /root/mok.der \\
+      /usr/lib/modules/$rel/updates/vfio_pci_rs.ko
+  modinfo -F signer vfio_pci_rs             # your key's CN
+DOC
+printf 'vfio_pci_rs: GPL-2.0\n' >"$stage/usr/share/doc/$name/copyright"
+deb="$out/stock/${name}_${pver}_amd64.deb"
+rm -f "$out/stock/"*.deb
+dpkg-deb --root-owner-group -Zxz --build "$stage" "$deb" >/dev/null
+cp "$deb" "$out/stock/vfio-pci-rs.deb"
+
+if [ ! -f "$root/.linux-modules-$ver" ]; then
+	cp "$pkg"/debs/linux-base-*.deb "$pkg"/debs/linux-modules-*.deb "$root/tmp/"
+	chroot "$root" sh -c 'dpkg -i /tmp/linux-base-*.deb /tmp/linux-modules-*.deb && rm /tmp/linux-*.deb' \
+		>"$out/stock/root-dpkg.log" 2>&1 || { cat "$out/stock/root-dpkg.log" >&2; die "Debian's linux-modules-$rel does not install in the build root"; }
+	touch "$root/.linux-modules-$ver"
+fi
+cp "$deb" "$root/tmp/vpr.deb"
+chroot "$root" dpkg -i /tmp/vpr.deb >"$out/stock/root-dpkg.log" 2>&1 ||
+	{ cat "$out/stock/root-dpkg.log" >&2; die "the package does not install in the build root"; }
+found=$(chroot "$root" modinfo -k "$rel" -F filename vfio_pci_rs)
+deps=$(chroot "$root" modprobe -S "$rel" --show-depends vfio_pci_rs | sed 's|.*/||' | awk '!seen[$0]++' | tr '\n' ' ')
+chroot "$root" dpkg -r "$name" >>"$out/stock/root-dpkg.log" 2>&1 || die "the package does not remove"
+gone=$(chroot "$root" modinfo -k "$rel" -F filename vfio_pci_rs 2>/dev/null || true)
+rm -f "$root/tmp/vpr.deb"
+case "$found" in */lib/modules/$rel/updates/vfio_pci_rs.ko) ;; *) die "installed, kmod finds '$found'" ;; esac
+case "$deps" in *vfio.ko*vfio_iommu_type1.ko*vfio_pci_rs.ko*) ;; *) die "modprobe would load: $deps" ;; esac
+[ -z "$gone" ] || die "removed, kmod still finds $gone"
+log "package $(basename "$deb") ($(du -k "$deb" | cut -f1) KiB) in $(secs "$t_deb") s; in the build root:" \
+	"dpkg -i, kmod finds $found, modprobe loads: $deps; dpkg -r, gone"
 echo "$build"
