@@ -55,14 +55,18 @@ gcc_pkg=$(echo "$cc" | sed -n 's/.*-\(gcc-[0-9]*\)$/\1/p')   # gcc-14
 # 2. The build root with those compilers.
 pkgs="rustc,rust-src,bindgen,libclang-19-dev,$gcc_pkg,make,binutils,flex,bison,bc,libelf-dev"
 pkgs+=",libssl-dev,cpio,kmod,dwarves,python3,perl,xz-utils"
-rkey=$(printf '%s\n' "$suite" "$pkgs" "$cc_text" "$rustc_text" "$bindgen_text" | sha256sum | cut -c1-16)
+# Documentation, manual pages and translations are not unpacked (less to decompress and write).
+dpkgopts=(--dpkgopt='path-exclude=/usr/share/doc/*' --dpkgopt='path-exclude=/usr/share/man/*'
+	--dpkgopt='path-exclude=/usr/share/locale/*')
+rkey=$(printf '%s\n' "$suite" "$pkgs" "${dpkgopts[@]}" "$cc_text" "$rustc_text" "$bindgen_text" |
+	sha256sum | cut -c1-16)
 root="$cache/stock-root-$rkey"
 t_root=$(date +%s)
 if [ ! -f "$root/.ready" ]; then
 	m=$(mirror)
 	log "creating the build root ($suite: $pkgs) from $m"
 	rm -rf "$root"
-	mmdebstrap --quiet --variant=apt --include="$pkgs" "$suite" "$root" "deb $m $suite main" \
+	mmdebstrap --quiet --variant=apt "${dpkgopts[@]}" --include="$pkgs" "$suite" "$root" "deb $m $suite main" \
 		>"$cache/stock-root-$rkey.log" 2>&1 || { tail -n 20 "$cache/stock-root-$rkey.log" >&2;
 		die "mmdebstrap failed"; }
 	mkdir -p "$root/src" "$root/build" "$root/mod"
