@@ -33,8 +33,7 @@ pkg="$cache/stock-pkg-$rel-$ver"
 if [ ! -f "$pkg/.unpacked" ]; then
 	t=$(date +%s)
 	rm -rf "$pkg" && mkdir -p "$pkg/debs" "$pkg/root"
-	chmod 755 "$pkg/debs" # apt's sandbox user writes here
-	(cd "$pkg/debs" && apt-get download -q=2 "linux-base-$rel=$ver" "linux-binary-$rel=$ver" \
+	(cd "$pkg/debs" && apt-get download -q=2 -o APT::Sandbox::User=root "linux-base-$rel=$ver" "linux-binary-$rel=$ver" \
 		"linux-modules-$rel=$ver" "linux-headers-$rel=$ver") ||
 		die "could not download the packages of $rel $ver"
 	for d in "$pkg"/debs/*.deb; do dpkg-deb -x "$d" "$pkg/root"; done
