@@ -98,18 +98,24 @@ in_root() { # src build mod cmd...
 	' in_root "$root" "$src" "$build" "$mod" "$@"
 }
 
-# 3. The kernel source of the image's version, Debian's config, modules_prepare.
-if [ "$(dpkg-query -W -f='${Version}' linux-source-7.3 2>/dev/null)" = "$ver" ]; then
-	src="$cache/src-$ver" # shared with scripts/kernel.sh
-	if [ ! -f "$src/.extracted" ]; then
-		t=$(date +%s)
-		rm -rf "$src" && mkdir -p "$src"
-		tar -xf /usr/src/linux-source-7.3.tar.xz -C "$src" --strip-components=1
-		touch "$src/.extracted"
-		log "extracted linux-source-7.3 $ver in $(secs "$t") s"
+# 3. The kernel source of the image's version (the installed linux-source-7.3 when it is that
+# version, as scripts/setup.sh installs it; else that version's package, downloaded), Debian's
+# config, modules_prepare.
+src="$cache/src-$ver" # shared with scripts/kernel.sh
+if [ ! -f "$src/.extracted" ]; then
+	t=$(date +%s)
+	tarball=/usr/src/linux-source-7.3.tar.xz
+	if [ "$(dpkg-query -W -f='${Version}' linux-source-7.3 2>/dev/null)" != "$ver" ]; then
+		(cd "$pkg/debs" && apt-get download -q=2 -o APT::Sandbox::User=root "linux-source-7.3=$ver") ||
+			die "could not download linux-source-7.3 $ver (the image's version)"
+		dpkg-deb -x "$pkg"/debs/linux-source-7.3_*.deb "$pkg/source"
+		tarball=$pkg/source/usr/src/linux-source-7.3.tar.xz
 	fi
-else
-	die "linux-source-7.3 $ver (the image's version) is not installed: apt-get install linux-source-7.3=$ver"
+	rm -rf "$src" && mkdir -p "$src"
+	tar -xf "$tarball" -C "$src" --strip-components=1
+	rm -rf "$pkg/source" "$pkg"/debs/linux-source-7.3_*.deb
+	touch "$src/.extracted"
+	log "extracted linux-source-7.3 $ver in $(secs "$t") s"
 fi
 mk=(make -s -C /src O=/build ARCH=x86_64 CC="$cc" HOSTCC="$cc" KERNELRELEASE="$rel")
 bkey=$( { echo "$ver $rkey"; cat "$config"; } | sha256sum | cut -c1-16)
