@@ -4,7 +4,8 @@
 # own VFIO modules and vfio_pci_rs built for that kernel by `make stock-module`, and runs
 # tests/guest/stock.sh there (mode `stock`): both drivers on the five test devices, transcripts
 # compared. The initramfs: busybox, the modules (Debian's are .ko.xz: decompressed here, since
-# busybox's modprobe takes plain .ko, then depmod for that release), the client, guest scripts.
+# busybox's modprobe takes plain .ko, then depmod for that release), the package of vfio_pci_rs,
+# the client, guest scripts.
 set -euo pipefail
 out=$(realpath "$1")
 top=$(cd "$(dirname "$0")/.." && pwd)
@@ -36,9 +37,9 @@ while [ ${#want[@]} -gt 0 ]; do
 	for d in $(modinfo -F depends "$f" | tr , ' '); do want+=("$d"); done
 done
 cp "$mods"/modules.{order,builtin,builtin.modinfo} "$initrd/lib/modules/$rel/"
-# vfio_pci_rs installed from its package: its files unpacked, then what its postinst runs.
-dpkg-deb -x "$out/stock/vfio-pci-rs.deb" "$initrd"
 depmod -b "$initrd" "$rel"
+# vfio_pci_rs: its package, which the guest installs with (busybox's) dpkg (tests/guest/stock.sh).
+cp "$out/stock/vfio-pci-rs.deb" "$initrd/root/"
 log "modules: $(cd "$initrd/lib/modules/$rel" && find . -name '*.ko' | sort | tr '\n' ' ')"
 
 cp "$top/tests/client/target/x86_64-unknown-linux-gnu/release/vfio-test" "$initrd/bin/"

@@ -202,10 +202,9 @@ for script in postinst postrm; do
 	cat >"$stage/DEBIAN/$script" <<SCRIPT
 #!/bin/sh
 set -e
-# Tell kmod about the module (installed) or its absence (removed).
-case "\$1" in configure|remove|purge)
-	if [ -d /lib/modules/$rel ] && command -v depmod >/dev/null; then depmod $rel; fi ;;
-esac
+# Tell kmod about the module (installed) or its absence (removed). Whatever the action (and
+# busybox's dpkg passes none): depmod only rereads what is installed.
+if [ -d /lib/modules/$rel ] && command -v depmod >/dev/null; then depmod $rel; fi
 exit 0
 SCRIPT
 	chmod 755 "$stage/DEBIAN/$script"

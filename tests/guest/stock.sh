@@ -22,6 +22,16 @@ check_taint() { # name
 }
 check_taint stock.taint_at_boot
 
+# --- Install: the package, with dpkg (busybox's: no dependency database here, so -F depends;
+# Debian's linux-modules, which it depends on, is in the initramfs). Its postinst runs depmod.
+mkdir -p /var/lib/dpkg/info /var/lib/dpkg/updates && touch /var/lib/dpkg/status
+if dpkg -i -F depends /root/vfio-pci-rs.deb >/tmp/dpkg.log 2>&1; then ok stock.dpkg_install; else
+	not_ok stock.dpkg_install "$(tail -n 3 /tmp/dpkg.log | tr '\n' ' ')"
+fi
+echo "# dpkg: $(dpkg -l 2>/dev/null | grep vfio-pci-rs | tr -s ' ' | cut -c1-100)"
+grep -q "^updates/vfio_pci_rs.ko:" "/lib/modules/$kver/modules.dep" && ok stock.postinst_depmod ||
+	not_ok stock.postinst_depmod "modules.dep does not list updates/vfio_pci_rs.ko"
+
 # --- Load: Debian's modules, then ours as installed by its package --------------------------
 # busybox's modprobe follows modules.dep but not softdeps, which kmod's modprobe on a Debian
 # host does (vfio's post: vfio_iommu_type1; ours: pre: vfio vfio_iommu_type1): load type1 first.
@@ -73,5 +83,14 @@ vfio-test compare /tmp/out/vfio_pci_rs /tmp/out/vfio-pci | sed "s/^\(\(not \)\{0
 check stock.rmmod rmmod vfio_pci_rs
 check stock.reload modprobe vfio_pci_rs
 check stock.final_rmmod rmmod vfio_pci_rs
+# --- Remove: the package's files go, its postrm's depmod forgets the module (busybox's dpkg
+# runs postrm on purge only) ---------------------------------------------------------------
+if dpkg -P "vfio-pci-rs-modules-$kver" >/tmp/dpkg.log 2>&1 &&
+	[ ! -e "/lib/modules/$kver/updates/vfio_pci_rs.ko" ] &&
+	! grep -q "vfio_pci_rs" "/lib/modules/$kver/modules.dep" && ! modprobe vfio_pci_rs 2>/dev/null; then
+	ok stock.dpkg_remove
+else
+	not_ok stock.dpkg_remove "$(tail -n 3 /tmp/dpkg.log | tr '\n' ' ')"
+fi
 check_taint stock.taint_at_end
 echo "# stock slice done"
