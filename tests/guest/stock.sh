@@ -21,6 +21,15 @@ check_taint() { # name
 	[ -z "$extra" ] && ok "$1" || not_ok "$1" "unexpected taint bits: $extra"
 }
 check_taint stock.taint_at_boot
+# The topology needs no module of Debian's to boot: serial console, PCIe port services and the
+# Intel IOMMU are built in. Every test device must be in an IOMMU group of its own.
+groups=""
+for bdf in $(test_bdfs); do
+	g=$(basename "$(readlink "/sys/bus/pci/devices/$bdf/iommu_group" 2>/dev/null)" 2>/dev/null)
+	groups="$groups $(name_of "$bdf")=${g:-none}"
+done
+echo "# IOMMU: $(ls /sys/class/iommu | tr '\n' ' ')groups:$groups"
+case "$groups" in *=none*) not_ok stock.iommu_groups "$groups" ;; *) ok stock.iommu_groups ;; esac
 
 # --- Install: the package, with dpkg (busybox's: no dependency database here, so -F depends;
 # Debian's linux-modules, which it depends on, is in the initramfs). Its postinst runs depmod.
