@@ -9,7 +9,9 @@
 #   3. linux-source-7.3 of the image's Debian version with Debian's config, `modules_prepare`
 #      (the Rust crates `kernel`, `core`, ... whose symbol names match the stock vmlinux only
 #      when compiled by the same rustc) and the stock Module.symvers;
-#   4. the module, built in that root against that tree: OUT/stock/vfio_pci_rs.ko.
+#   4. the module, built in that root against that tree: OUT/stock/vfio_pci_rs.ko;
+#   5. its package for Debian hosts running that kernel (OUT/stock/*.deb, and a copy named
+#      vfio-pci-rs.deb), installed with dpkg into the build root, checked with kmod, removed.
 # Everything but the module is cached outside the checkout (like the test kernel), each step
 # keyed by what it depends on. The build runs in the root through chroot in a private mount
 # namespace (objtool needs /proc). Prints each step's time; prints the build tree on stdout.
