@@ -7,6 +7,8 @@
 # Building the module alone against your own Rust-enabled 7.3 build tree:
 #   make module KDIR=/path/to/linux-build
 #   make install KDIR=/path/to/linux-build INSTALL_MOD_PATH=/staging
+# For Debian's stock 7.3.4+deb13-amd64 kernel (build root, modules_prepare, module; cached):
+#   make stock-module
 
 ifneq ($(KERNELRELEASE),)
 # Invoked by Kbuild: the real rules are in Kbuild.
@@ -20,7 +22,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export RUST_LIB_SRC ?= /usr/lib/rustlib/src/rust/library
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
-.PHONY: all setup kernel module install client host-test lint intree initramfs run vm test bench stress passthrough clean
+.PHONY: all setup kernel module stock-module stock-test install client host-test lint intree initramfs run vm test bench stress passthrough clean
 
 all: module
 
@@ -39,6 +41,12 @@ LLVM ?= -19
 module:
 	@if [ -z "$(KDIR)" ]; then $(MAKE) -s kernel; fi
 	@$(MAKE) -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=$(LLVM) modules
+
+# vfio_pci_rs for Debian's own kernel (linux-image-7.3.4+deb13-amd64): a build root with the exact
+# compilers its config names, linux-source-7.3 with Debian's config through modules_prepare
+# (both cached outside the checkout), the module in $(OUT)/stock/vfio_pci_rs.ko.
+stock-module: setup
+	@mkdir -p $(OUT) && bash scripts/stock.sh $(OUT) > $(OUT)/stock-kdir
 
 # Installs vfio_pci_rs.ko under $(INSTALL_MOD_PATH)/lib/modules/<release>/extra (where
 # out-of-tree modules go) and runs depmod there, so `modprobe vfio_pci_rs` finds it
@@ -80,6 +88,11 @@ vm: initramfs
 
 test: setup
 	@bash scripts/test.sh $(OUT)
+
+# The stock-kernel stage of `make test` alone: make stock-module, then Debian's kernel in the
+# guest with both drivers, transcripts compared.
+stock-test: setup client
+	@VPR_TEST_ONLY=stock bash scripts/test.sh $(OUT)
 
 bench: setup
 	@bash scripts/bench.sh $(OUT)

@@ -237,7 +237,7 @@ impl Device {
     pub(crate) fn iommufd_ctx(&self) -> Option<IommufdCtx<'_>> {
         // SAFETY: `as_vfio` is a live `vfio_device`; the context lives while it is bound, which
         // the caller's open file keeps for the borrow.
-        NonNull::new(unsafe { sys::vfio_iommufd_device_ictx(self.as_vfio()) })
+        NonNull::new(unsafe { sys::vpr_iommufd_device_ictx(self.as_vfio()) })
             .map(|p| IommufdCtx(p, PhantomData))
     }
 
@@ -245,7 +245,7 @@ impl Device {
     /// is owned by `ctx`, another error otherwise (upstream `vfio_iommufd_get_dev_id`).
     pub(crate) fn iommufd_dev_id(&self, ctx: &IommufdCtx<'_>) -> Result<u32> {
         // SAFETY: `as_vfio` is live; `ctx` is a live context (borrowed from a bound device).
-        let id = unsafe { sys::vfio_iommufd_get_dev_id(self.as_vfio(), ctx.0.as_ptr()) };
+        let id = unsafe { sys::vpr_iommufd_get_dev_id(self.as_vfio(), ctx.0.as_ptr()) };
         to_result(id).map(|()| id as u32)
     }
 }

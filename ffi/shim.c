@@ -371,6 +371,20 @@ bool vpr_cdev_opened(struct vfio_device *vdev)
 	return vfio_device_cdev_opened(vdev);
 }
 
+/*
+ * Static inlines without CONFIG_IOMMUFD (NULL, VFIO_PCI_DEVID_NOT_OWNED), exported functions
+ * with it: through here, the crate compiles against both.
+ */
+struct iommufd_ctx *vpr_iommufd_device_ictx(struct vfio_device *vdev)
+{
+	return vfio_iommufd_device_ictx(vdev);
+}
+
+int vpr_iommufd_get_dev_id(struct vfio_device *vdev, struct iommufd_ctx *ictx)
+{
+	return vfio_iommufd_get_dev_id(vdev, ictx);
+}
+
 void vpr_dev_set_lock(struct vfio_device *vdev)
 {
 	mutex_lock(&vdev->dev_set->lock);

@@ -106,6 +106,9 @@ int vpr_mmap_refused(struct vfio_device *vdev, unsigned long pgoff, unsigned lon
 struct file;
 int vpr_assign_dev_set(struct vfio_device *vdev, struct pci_dev *pdev);
 bool vpr_cdev_opened(struct vfio_device *vdev);
+struct iommufd_ctx;
+struct iommufd_ctx *vpr_iommufd_device_ictx(struct vfio_device *vdev);
+int vpr_iommufd_get_dev_id(struct vfio_device *vdev, struct iommufd_ctx *ictx);
 void vpr_dev_set_lock(struct vfio_device *vdev);
 void vpr_dev_set_unlock(struct vfio_device *vdev);
 unsigned int vpr_dev_set_open_count(struct vfio_device *vdev);

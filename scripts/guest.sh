@@ -5,7 +5,8 @@
 # Its vCPUs still interleave, so the guest remains SMP:
 # q35 with an emulated Intel IOMMU and, each behind its own root port (so its own IOMMU group),
 # edu, ivshmem-plain (1 GiB), pci-testdev, igb and nvme. MODE is passed to the guest's /init.
-# The console goes to OUT/console-MODE.log and to stdout.
+# The console goes to OUT/console-MODE.log and to stdout. VPR_GUEST_IMAGE and VPR_GUEST_INITRD
+# boot another kernel image and initramfs (scripts/stock-guest.sh: Debian's own kernel).
 set -euo pipefail
 mode=$1 kdir=$2 out=$(realpath "$3")
 timeout_s=${VPR_GUEST_TIMEOUT:-4800}
@@ -42,7 +43,7 @@ timeout --foreground "$timeout_s" qemu-system-x86_64 \
 	-device pcie-root-port,id=rp5,chassis=5,slot=5 \
 	-device pcie-root-port,id=rp6,chassis=6,slot=6 \
 	-drive file="$nvme_img",if=none,id=nvm,format=raw -device nvme,serial=vpr0,drive=nvm,bus=rp5 "${extra[@]}" \
-	-kernel "$kdir/arch/x86/boot/bzImage" -initrd "$out/initramfs.cpio.gz" \
+	-kernel "${VPR_GUEST_IMAGE:-$kdir/arch/x86/boot/bzImage}" -initrd "${VPR_GUEST_INITRD:-$out/initramfs.cpio.gz}" \
 	-append "console=ttyS0 intel_iommu=on panic=-1 loglevel=6 no_timer_check vpr.mode=$mode ${VPR_KERNEL_ARGS:-}" \
 	${VPR_QEMU_EXTRA:-} -nodefaults -display none -serial stdio "${monitor[@]}" -no-reboot 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}

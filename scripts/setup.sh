@@ -19,6 +19,8 @@ mirror() {
 	[ -n "$uri" ] || { log "no Debian mirror found in the apt sources"; exit 1; }
 	printf '%s\n' "${uri%/}"
 }
+# `setup.sh mirror`: print it (scripts/stock.sh builds its root from the same mirror).
+if [ "${1:-}" = mirror ]; then mirror; exit 0; fi
 
 add_suites() {
 	local list=/etc/apt/sources.list.d/vfio-pci-rs-extra.sources
@@ -72,7 +74,8 @@ install_pkgs() { # [-t suite] pkg...
 
 add_suites
 install_pkgs flex bison bc libelf-dev libssl-dev cpio kmod pahole rsync xz-utils \
-	clang-19 libclang-19-dev lld-19 llvm-19 busybox-static make gcc libc6-dev uuid-dev bc
+	clang-19 libclang-19-dev lld-19 llvm-19 busybox-static make gcc libc6-dev uuid-dev bc \
+	mmdebstrap
 # qemu-utils (qemu-img, qemu-io: QEMU's userspace NVMe driver as a guest client) is only a
 # Recommends of qemu-system-x86, which --no-install-recommends leaves out.
 install_pkgs -t bookworm-backports qemu-system-x86 qemu-utils

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# `make test`: host unit tests and fuzzing, lints, the in-tree build, then the differential
-# suite in the test guest. Ends with "N passed, N failed[, N skipped]" and exits non-zero on
+# `make test`: host unit tests and fuzzing, lints, the in-tree build, the differential suite
+# in the test guest, then its slice on Debian's stock kernel (module built for it, its own
+# vmlinuz and VFIO modules). Ends with "N passed, N failed[, N skipped]" and exits non-zero on
 # any failure. The guest console is part of the verdict: any kernel WARN, BUG, oops, lockdep
 # report or hung task fails the run (scripts/kernel-reports.ere: the one pattern for that, used
 # by every verdict: test, stress, passthrough and bench).
@@ -14,6 +15,46 @@ result() { # name status(0=pass 1=fail 2=skip)
 	case $2 in 0) pass=$((pass + 1)); echo "ok - $1" ;; 2) skip=$((skip + 1)); echo "skip - $1" ;;
 	*) fail=$((fail + 1)); echo "FAIL - $1" ;; esac
 }
+
+# Debian's stock kernel (linux-image-7.3.4+deb13-amd64): the module built for it in a build
+# root with its exact compilers (make stock-module: root, modules_prepare and tree cached), then
+# Debian's own vmlinuz and VFIO modules in the guest, vfio_pci_rs installed from its package,
+# the slice of the suite under both drivers, transcripts compared (tests/guest/stock.sh).
+stock_stage() {
+	t0=$(date +%s)
+	if make -s stock-module OUT="$out" 2>"$out/stock-module.log"; then
+		grep -E '^stock: ' "$out/stock-module.log"
+		result stock.module_build 0
+		if [ -x tests/client/target/x86_64-unknown-linux-gnu/release/vfio-test ] &&
+			bash scripts/stock-guest.sh "$out" >/dev/null 2>"$out/stock-guest.log"; then
+			grep -E '^(stock-guest|guest): ' "$out/stock-guest.log"
+			log="$out/console-stock.log"
+			s_pass=$(grep -cE '^ok [0-9]+ ' "$log" | tr -d ' ')
+			s_skip=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log" | tr -d ' ')
+			s_fail=$(grep -cE '^not ok [0-9]+ ' "$log" | tr -d ' ')
+			grep -E '^not ok [0-9]+ ' -A3 "$log" | head -n 40
+			grep -E '^# (tainted|vfio_pci_rs: |IOMMU: )|^ok .*stock\..*cdev # SKIP' "$log"
+			pass=$((pass + s_pass - s_skip)) skip=$((skip + s_skip)) fail=$((fail + s_fail))
+			echo "test: stock-kernel slice: $((s_pass - s_skip)) passed, $s_fail failed, $s_skip skipped" \
+				"($(grep -cE '^ok [0-9]+ stock\.diff\.' "$log") transcripts equal to Debian's vfio-pci)"
+			grep -q '^# stock slice done' "$log" && result stock.slice_completed 0 || result stock.slice_completed 1
+			splats=$(grep -nEf "$top/scripts/kernel-reports.ere" "$log" | head -n 20)
+			if [ -z "$splats" ]; then result stock.console_clean 0; else echo "$splats"; result stock.console_clean 1; fi
+		else
+			tail -n 20 "$out/stock-guest.log"; result stock.guest 1
+		fi
+	else
+		tail -n 30 "$out/stock-module.log"; result stock.module_build 1
+	fi
+	echo "test: stock-kernel stage took $(( $(date +%s) - t0 )) s"
+}
+# VPR_TEST_ONLY=stock: that stage alone (make stock-test), with the same verdict and summary.
+if [ "${VPR_TEST_ONLY:-}" = stock ]; then
+	stock_stage
+	echo "$pass passed, $fail failed, $skip skipped"
+	[ "$fail" = 0 ]
+	exit
+fi
 
 # 1. Kernel (cached) and module.
 t0=$(date +%s)
@@ -54,5 +95,7 @@ else
 	result guest.suite 1
 fi
 
+# 5. Debian's stock kernel.
+stock_stage
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ]
