@@ -23,7 +23,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export RUST_LIB_SRC ?= /usr/lib/rustlib/src/rust/library
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
-.PHONY: all setup kernel module install uninstall client host-test lint intree initramfs run vm test bench stress passthrough clean
+.PHONY: all setup kernel module install uninstall client host-test lint intree initramfs initramfs-dropin run vm test bench stress passthrough clean
 
 all: module
 
@@ -106,8 +106,15 @@ intree: kernel
 initramfs: kernel module client
 	@bash scripts/initramfs.sh "$$(cat $(OUT)/kdir)" $(OUT)
 
-run: initramfs
-	@bash scripts/guest.sh run "$$(cat $(OUT)/kdir)" $(OUT)
+# The drop-in and run modes' initramfs: the test one plus the drop-in vfio-pci under updates/.
+initramfs-dropin: kernel module client
+	@bash scripts/initramfs.sh "$$(cat $(OUT)/kdir)" $(OUT) dropin
+
+# One screen: the guest's "run: " lines; the console (clients' KTAP lines, kernel log) is saved.
+run: initramfs-dropin
+	@bash scripts/guest.sh run "$$(cat $(OUT)/kdir)" $(OUT) 2>&1 | \
+		grep --line-buffered -E '^(run:|guest:)' | sed -u 's/^run: \{0,1\}//; s/\r$$//'
+	@echo "full console (the clients' KTAP lines, the kernel log): $(OUT)/console-run.log"
 
 # The serial line has no end of file: input from a pipe or file must end with `exit`, and
 # without a terminal the guest is stopped after 10 minutes (VPR_GUEST_TIMEOUT overrides).
