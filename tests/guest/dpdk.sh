@@ -36,13 +36,16 @@ msix_count() {
 }
 
 # testpmd_run LABEL SECONDS: binds both ports with `dpdk-devbind.py --bind=vfio-pci` (as a user
-# does; the driver must be loaded), runs io forwarding with --tx-first once testpmd says it
-# forwards, for SECONDS, and stops it as a user does (Enter). Leaves the ports bound. Sets rc
-# (testpmd's exit status), started (1 if it forwarded), irqs (MSI-X interrupts of the two
+# does; the driver must be loaded), starts testpmd in its interactive mode with io forwarding,
+# and once it prompts types `start tx_first` (a first burst on each port, then every packet
+# received on one port is sent on the other: the hub brings it back), `stop` SECONDS later, and
+# `quit`. Interactive, because on its command line --tx-first turns link-state interrupts off.
+# Leaves the ports bound. Sets rc (testpmd's exit status), started (1 if it prompted), startup
+# (its seconds to the prompt), secs (between start and stop), irqs (MSI-X interrupts of the two
 # ports meanwhile: link-state changes, which the igb PMD takes through a VFIO eventfd), and
 # writes /tmp/dpdk/result.LABEL, one line per port:
 #   dropin: result LABEL port=N rx=.. tx=.. rx_dropped=.. tx_dropped=.. rx_errors=.. seconds=.. lsc_irqs=..
-# from testpmd's final per-port statistics; its output is in /tmp/dpdk/testpmd.LABEL.log.
+# from the per-port statistics `stop` prints; testpmd's output is in /tmp/dpdk/testpmd.LABEL.log.
 testpmd_run() {
 	label=$1 secs_wanted=$2 log=/tmp/dpdk/testpmd.$1.log
 	mkdir -p /tmp/dpdk
@@ -50,21 +53,25 @@ testpmd_run() {
 	irqs_before=$(msix_count)
 	rm -f /tmp/dpdk/in && mkfifo /tmp/dpdk/in
 	chroot $host /usr/bin/dpdk-testpmd -l 0-1 -n 1 --in-memory -a "$p0" -a "$p1" -- \
-		--forward-mode=io --tx-first --nb-cores=1 --total-num-mbufs=4096 \
+		-i --forward-mode=io --nb-cores=1 --total-num-mbufs=4096 \
 		</tmp/dpdk/in >"$log" 2>&1 &
 	pid=$!
 	exec 3>/tmp/dpdk/in
 	t0=$(cut -d' ' -f1 /proc/uptime) started=0
 	# Starting takes a while under TCG: ~150 libraries over 9p, probing, link up.
 	while [ -d /proc/$pid ] && [ "$(awk "BEGIN { print ($(cut -d' ' -f1 /proc/uptime) - $t0 < 240) }")" = 1 ]; do
-		grep -q 'Press enter to exit' "$log" && { started=1; break; }
+		grep -q 'testpmd>' "$log" && { started=1; break; }
 		sleep 1
 	done
 	startup=$(awk "BEGIN { printf \"%.0f\", $(cut -d' ' -f1 /proc/uptime) - $t0 }")
 	f0=$(cut -d' ' -f1 /proc/uptime)
-	[ "$started" = 1 ] && sleep "$secs_wanted"
+	if [ "$started" = 1 ]; then
+		echo "start tx_first" >&3
+		sleep "$secs_wanted"
+		echo "stop" >&3
+	fi
 	f1=$(cut -d' ' -f1 /proc/uptime)
-	echo >&3
+	echo "quit" >&3
 	exec 3>&-
 	n=0
 	while [ -d /proc/$pid ] && [ "$(cut -d' ' -f3 /proc/$pid/stat)" != Z ] && [ $n -lt 120 ]; do
