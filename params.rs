@@ -160,7 +160,10 @@ pub(crate) fn report() {
         pr_warn!("device denylist disabled.\n");
     }
     if raw::disable_vga() {
-        pr_info!("disable_vga has no effect: {} has no VGA region\n", crate::DRIVER_NAME);
+        pr_info!(
+            "disable_vga has no effect: {} has no VGA region\n",
+            crate::DRIVER_NAME
+        );
     }
     if raw::enable_sriov() {
         pr_info!(
