@@ -16,6 +16,8 @@ hub_ports() {
 # reserves 2 MiB pages for testpmd (its mbuf pool and rings take a few tens of MiB); sets
 # dpdk_ok=1 when testpmd and devbind are there.
 host=/host
+# The kernel starts /init without PATH; devbind runs python3 and lspci from the chroot's PATH.
+export PATH=/sbin:/bin:/usr/sbin:/usr/bin
 dpdk_env() {
 	dpdk_ok=0
 	mkdir -p $host /dev/shm /dev/hugepages
