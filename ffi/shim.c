@@ -511,9 +511,16 @@ module_param_named(nointxmask, nointxmask, bool, 0644);
 MODULE_PARM_DESC(nointxmask,
 		 "Disable support for PCI 2.3 style INTx masking (INTx then needs an exclusive line, masked at the interrupt controller).  If this resolves problems for specific devices, report lspci -vvvxxx to linux-pci@vger.kernel.org so the device can be fixed automatically via the broken_intx_masking flag.");
 
+/*
+ * The drop-in has exactly the parameters vfio-pci has on the same kernel: disable_vga only with
+ * CONFIG_VFIO_PCI_VGA and enable_sriov only with CONFIG_PCI_IOV, as upstream declares them.
+ * vfio_pci_rs accepts both everywhere (so vfio-pci command lines work).
+ */
 static bool disable_vga;
+#if !defined(VPR_DROPIN) || defined(CONFIG_VFIO_PCI_VGA)
 module_param(disable_vga, bool, 0444);
 MODULE_PARM_DESC(disable_vga, "Accepted for compatibility with vfio-pci, no effect: vfio_pci_rs has no VGA region (it never exposes legacy VGA resources)");
+#endif
 
 static bool disable_idle_d3;
 module_param(disable_idle_d3, bool, 0644);
@@ -521,8 +528,10 @@ MODULE_PARM_DESC(disable_idle_d3,
 		 "Disable using the PCI D3 low power state for idle, unused devices");
 
 static bool enable_sriov;
+#if !defined(VPR_DROPIN) || defined(CONFIG_PCI_IOV)
 module_param(enable_sriov, bool, 0644);
 MODULE_PARM_DESC(enable_sriov, "Accepted for compatibility with vfio-pci, no effect: vfio_pci_rs has no SR-IOV support (writing sriov_numvfs of a bound PF fails with ENOENT, as with vfio-pci's default enable_sriov=0)");
+#endif
 
 static bool disable_denylist;
 module_param(disable_denylist, bool, 0444);
