@@ -43,8 +43,9 @@ msix_count() {
 # received on one port is sent on the other: the hub brings it back), `stop` SECONDS later, and
 # `quit`. Interactive, because on its command line --tx-first turns link-state interrupts off.
 # Leaves the ports bound. Sets rc (testpmd's exit status), started (1 if it prompted), startup
-# (its seconds to the prompt), secs (between start and stop), irqs (MSI-X interrupts of the two
-# ports meanwhile: link-state changes, which the igb PMD takes through a VFIO eventfd), and
+# (its seconds to the prompt), secs (between start and stop), irqs (the two ports' MSI-X
+# interrupts so far, read before `stop`: link-state changes, which the igb PMD takes through a
+# VFIO eventfd), and
 # writes /tmp/dpdk/result.LABEL, one line per port:
 #   dropin: result LABEL port=N rx=.. tx=.. rx_dropped=.. tx_dropped=.. rx_errors=.. seconds=.. lsc_irqs=..
 # from the per-port statistics `stop` prints; testpmd's output is in /tmp/dpdk/testpmd.LABEL.log.
@@ -52,7 +53,6 @@ testpmd_run() {
 	label=$1 secs_wanted=$2 log=/tmp/dpdk/testpmd.$1.log
 	mkdir -p /tmp/dpdk
 	chroot $host /usr/bin/dpdk-devbind.py --bind=vfio-pci "$p0" "$p1" >/tmp/dpdk/devbind.$label.log 2>&1
-	irqs_before=$(msix_count)
 	rm -f /tmp/dpdk/in && mkfifo /tmp/dpdk/in
 	chroot $host /usr/bin/dpdk-testpmd -l 0-1 -n 1 --in-memory -a "$p0" -a "$p1" -- \
 		-i --forward-mode=io --nb-cores=1 --total-num-mbufs=4096 \
@@ -66,10 +66,12 @@ testpmd_run() {
 		sleep 1
 	done
 	startup=$(awk "BEGIN { printf \"%.0f\", $(cut -d' ' -f1 /proc/uptime) - $t0 }")
-	f0=$(cut -d' ' -f1 /proc/uptime)
+	f0=$(cut -d' ' -f1 /proc/uptime) irqs=0
 	if [ "$started" = 1 ]; then
 		echo "start tx_first" >&3
 		sleep "$secs_wanted"
+		# The vectors' lines exist while testpmd has them enabled (from port start to exit).
+		irqs=$(msix_count)
 		echo "stop" >&3
 	fi
 	f1=$(cut -d' ' -f1 /proc/uptime)
@@ -82,7 +84,6 @@ testpmd_run() {
 	[ "$(cut -d' ' -f3 /proc/$pid/stat 2>/dev/null)" = Z ] || { kill -INT $pid 2>/dev/null; sleep 5; }
 	wait $pid
 	rc=$?
-	irqs=$(( $(msix_count) - irqs_before ))
 	secs=$(awk "BEGIN { printf \"%.1f\", $f1 - $f0 }")
 	# The per-port blocks of the final statistics (not the accumulated one).
 	awk -v label="$label" -v secs="$secs" -v irqs="$irqs" '

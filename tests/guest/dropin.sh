@@ -29,9 +29,11 @@ hub_ports
 echo "# igb ports joined by the hub: $p0 $p1"
 
 # --- The install: modprobe vfio-pci resolves to the drop-in ---------------------------------
-f=$(modinfo -F filename vfio-pci)
+# (busybox's modinfo looks a module up by its name, vfio_pci, where kmod's also takes vfio-pci;
+# scripts/test.sh checks the latter with kmod on the staged tree.)
+f=$(modinfo -F filename vfio_pci)
 [ "$f" = "$ours" ] && ok dropin.modinfo_filename_updates ||
-	not_ok dropin.modinfo_filename_updates "modinfo vfio-pci: '$f', not $ours"
+	not_ok dropin.modinfo_filename_updates "modinfo vfio_pci: '$f', not $ours"
 
 # --- DPDK's environment: the host's root over 9p, chrooted, with this guest's kernel files ---
 dpdk_env
@@ -82,13 +84,15 @@ testpmd() {
 		return 0
 	fi
 	testpmd_run "$label" "$DROPIN_SECONDS"
-	if ! grep -qi 'error' /tmp/dpdk/devbind.$label.log &&
+	# (lspci, which devbind runs, says it cannot load libkmod resources: the chroot's
+	# /lib/modules is the host's, not this kernel's; devbind's own failures start with Error.)
+	if ! grep -q '^Error' /tmp/dpdk/devbind.$label.log &&
 		[ "$(driver_of "$p0")" = vfio-pci ] && [ "$(driver_of "$p1")" = vfio-pci ]; then
 		ok "dropin.$label.devbind_bind"
 	else
 		not_ok "dropin.$label.devbind_bind" "drivers after devbind: '$(driver_of "$p0")' '$(driver_of "$p1")'"
 	fi
-	sed 's/^/# devbind: /' /tmp/dpdk/devbind.$label.log
+	grep -v 'libkmod' /tmp/dpdk/devbind.$label.log | sed 's/^/# devbind: /'
 	echo "# testpmd under $label: forwarding after ${startup} s, stopped after $secs s, exit $rc"
 	grep -E 'No probed|Cannot|[Ee]rror|EAL: Probe|Port [0-9]+: ([0-9A-F]{2}:){5}|Port [0-9]+: link state|Link status' \
 		/tmp/dpdk/testpmd.$label.log | head -n 20 | sed "s/^/# testpmd $label: /"
@@ -101,9 +105,11 @@ testpmd() {
 		not_ok "dropin.$label.testpmd_forwards" "testpmd exit $rc, started $started"
 		tail -n 25 /tmp/dpdk/testpmd.$label.log | sed 's/^/#   /'
 	fi
-	# Link-state changes on port start arrive as MSI-X interrupts signalled to testpmd's eventfds.
-	[ "$irqs" -gt 0 ] && ok "dropin.$label.msix_eventfd_irqs" ||
-		not_ok "dropin.$label.msix_eventfd_irqs" "no vfio-msix interrupt for $p0 $p1"
+	# Link-state changes on port start arrive as MSI-X interrupts the driver signals to the
+	# eventfds testpmd's interrupt thread waits on; testpmd prints an event for each port.
+	events=$(grep -c 'Port [01]: link state change event' /tmp/dpdk/testpmd.$label.log)
+	[ "$irqs" -gt 0 ] && [ "$events" -ge 2 ] && ok "dropin.$label.msix_eventfd_irqs" ||
+		not_ok "dropin.$label.msix_eventfd_irqs" "$irqs vfio-msix interrupts for $p0 $p1, $events link state events"
 	chroot $host /usr/bin/dpdk-devbind.py -u "$p0" "$p1" >/dev/null 2>&1
 }
 

@@ -23,8 +23,8 @@ modprobe vfio-pci || say "modprobe vfio-pci (the drop-in) failed"
 # The module behind a driver: vfio_pci_rs, or the drop-in (vfio_pci from updates/) for vfio-pci.
 module_of() {
 	m=$(basename "$(readlink "/sys/bus/pci/drivers/$1/module" 2>/dev/null)")
-	[ "$m" = vfio_pci ] && [ "$(cat /sys/module/vfio_pci/srcversion)" = "$(modinfo -F srcversion vfio-pci)" ] &&
-		m="vfio_pci ($(modinfo -F filename vfio-pci | sed 's|^/lib/modules/[^/]*/||'))"
+	[ "$m" = vfio_pci ] && [ "$(cat /sys/module/vfio_pci/srcversion)" = "$(modinfo -F srcversion vfio_pci)" ] &&
+		m="vfio_pci ($(modinfo -F filename vfio_pci | sed 's|^/lib/modules/[^/]*/||'))"
 	echo "${m:--}"
 }
 say ""
