@@ -111,7 +111,8 @@ initramfs-dropin: kernel module client
 	@bash scripts/initramfs.sh "$$(cat $(OUT)/kdir)" $(OUT) dropin
 
 # One screen: the guest's "run: " lines; the console (clients' KTAP lines, kernel log) is saved.
-run: initramfs-dropin
+run: setup
+	@$(MAKE) -s initramfs-dropin >/dev/null
 	@bash scripts/guest.sh run "$$(cat $(OUT)/kdir)" $(OUT) 2>&1 | \
 		grep --line-buffered -E '^(run:|guest:)' | sed -u 's/^run: \{0,1\}//; s/\r$$//'
 	@echo "full console (the clients' KTAP lines, the kernel log): $(OUT)/console-run.log"

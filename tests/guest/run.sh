@@ -28,7 +28,11 @@ module_of() {
 	echo "${m:--}"
 }
 say ""
-say "Devices (QEMU q35, TCG, emulated Intel IOMMU) and their drivers:"
+say "vfio_pci_rs: a VFIO PCI driver in Rust, in a QEMU guest (q35, TCG, emulated Intel IOMMU)."
+say "The drop-in build of the same sources is the module vfio_pci with PCI driver vfio-pci,"
+say "the names DPDK and other tools look for (README: Drop-in for vfio-pci)."
+say ""
+say "Devices and their drivers:"
 say "$(printf '  %-13s %-12s %-10s %-6s %-12s %s' BDF device id group driver module)"
 for bdf in $(test_bdfs) $p0 $p1; do
 	d=/sys/bus/pci/devices/$bdf
@@ -68,6 +72,9 @@ delta=$(echo "$before|$after" | awk -F'|' '{ n = split($1, a, " "); split($2, b,
 say ""
 say "ivshmem 1 GiB BAR: vfio-test mmap $(grep -cE '^ok ' /tmp/run.mmap) ok, $(grep -cE '^not ok ' /tmp/run.mmap) failed$([ $rc = 0 ] || echo ", exit $rc")"
 say "  faults installed by the driver: $delta"
+say "  (pud: a 1 GiB page table entry, pmd: 2 MiB, pte: 4 KiB; around: 4 KiB entries a fault added"
+say "  for the rest of its 2 MiB block; zap: every mapping removed, on decode off or reset;"
+say "  sigbus: accesses refused while decode was off; fallback: a huge fault retried smaller)"
 
 # DPDK forwarding packets through the drop-in.
 say ""
