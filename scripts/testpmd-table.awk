@@ -31,6 +31,12 @@ END {
 	printf "\n  %-34s", "seconds forwarding"
 	for (i = 0; i < n; i++) printf "%26s", v[order[i], "seconds", 0]
 	printf "\n"
+	# Both drivers: the drop-in's packet rate over upstream's, both directions together.
+	if (("upstream", "seconds", 0) in v && ("dropin", "seconds", 0) in v) {
+		up = (v["upstream", "tx", 0] + v["upstream", "tx", 1]) / v["upstream", "seconds", 0]
+		ours = (v["dropin", "tx", 0] + v["dropin", "tx", 1]) / v["dropin", "seconds", 0]
+		if (up > 0) printf "  %-34s%26.3f\n", "packets/s drop-in / upstream", ours / up
+	}
 }
 function row(title, a, pa, b, pb,   i, l) {
 	printf "  %-34s", title
