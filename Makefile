@@ -9,6 +9,9 @@
 #   make install KDIR=/path/to/linux-build INSTALL_MOD_PATH=/staging
 # For Debian's stock 7.3.4+deb13-amd64 kernel (build root, modules_prepare, module; cached):
 #   make stock-module
+# The drop-in for vfio-pci (module vfio_pci, driver "vfio-pci", installed under updates/ where
+# depmod prefers it to the kernel's own; `make uninstall DROPIN=1` takes it back):
+#   make install DROPIN=1 KDIR=/lib/modules/$(uname -r)/build
 
 ifneq ($(KERNELRELEASE),)
 # Invoked by Kbuild: the real rules are in Kbuild.
@@ -22,7 +25,7 @@ export PATH := $(HOME)/.cargo/bin:$(PATH)
 export RUST_LIB_SRC ?= /usr/lib/rustlib/src/rust/library
 export LIBCLANG_PATH ?= /usr/lib/llvm-19/lib
 
-.PHONY: all setup kernel module stock-module stock-test install client host-test lint intree initramfs run vm test bench stress passthrough clean
+.PHONY: all setup kernel module stock-module stock-test install uninstall client host-test lint intree initramfs initramfs-dropin run vm test bench stress passthrough clean
 
 all: module
 
@@ -38,9 +41,28 @@ KDIR ?= $(shell cat $(OUT)/kdir 2>/dev/null)
 # kernels are) pass LLVM= (empty), so the C shim is compiled like the rest of that tree.
 LLVM ?= -19
 
+# DROPIN=1: the drop-in build (Kbuild: module vfio_pci in vfio-pci.ko, PCI driver "vfio-pci"),
+# made from a copy of the module's sources in $(OUT)/dropin, so that vfio_pci_rs.ko (built in
+# the checkout) and vfio-pci.ko exist side by side; Kbuild's own separate output (MO=) refuses
+# a source directory that holds another build. It is installed under updates/, which depmod's
+# default search order puts before the kernel's own modules (kernel/drivers/vfio/pci/vfio-pci.ko).
+DROPIN ?=
+ifeq ($(DROPIN),1)
+MODDIR := $(OUT)/dropin
+MODFLAGS := VPR_DROPIN=1
+MODFILE := vfio-pci.ko
+INSTALL_DIR := updates
+else
+MODDIR := $(TOP)
+MODFLAGS :=
+MODFILE := vfio_pci_rs.ko
+INSTALL_DIR := extra
+endif
+
 module:
 	@if [ -z "$(KDIR)" ]; then $(MAKE) -s kernel; fi
-	@$(MAKE) -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=$(LLVM) modules
+	@if [ "$(DROPIN)" = 1 ]; then bash scripts/dropin.sh src "$(MODDIR)"; fi
+	@$(MAKE) -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(MODDIR) $(MODFLAGS) LLVM=$(LLVM) modules
 
 # vfio_pci_rs for Debian's own kernel (linux-image-7.3.4+deb13-amd64): a build root with the exact
 # compilers its config names, linux-source-7.3 with Debian's config through modules_prepare
@@ -48,15 +70,31 @@ module:
 stock-module: setup
 	@mkdir -p $(OUT) && bash scripts/stock.sh $(OUT) > $(OUT)/stock-kdir
 
-# Installs vfio_pci_rs.ko under $(INSTALL_MOD_PATH)/lib/modules/<release>/extra (where
-# out-of-tree modules go) and runs depmod there, so `modprobe vfio_pci_rs` finds it
-# (INSTALL_MOD_PATH empty: the running system, which needs KDIR to be its own kernel's build).
+# Installs the module ($(MODFILE)) under $(INSTALL_MOD_PATH)/lib/modules/<release>/$(INSTALL_DIR)
+# (extra/ for vfio_pci_rs, where out-of-tree modules go; updates/ for the drop-in) and runs depmod
+# there, so `modprobe vfio_pci_rs` (or `modprobe vfio-pci`) finds it (INSTALL_MOD_PATH empty: the
+# running system, which needs KDIR to be its own kernel's build).
 install: module
 	@if [ -z "$(INSTALL_MOD_PATH)" ] && [ "$(origin KDIR)" = file ]; then \
 		echo "install: the running system needs its own kernel's tree:" \
-			"make install KDIR=/lib/modules/\$$(uname -r)/build (or INSTALL_MOD_PATH=<staging dir>)" >&2; \
+			"make install$(if $(DROPIN), DROPIN=$(DROPIN)) KDIR=/lib/modules/\$$(uname -r)/build (or INSTALL_MOD_PATH=<staging dir>)" >&2; \
 		exit 1; fi
-	@$(MAKE) -s -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(TOP) LLVM=$(LLVM) INSTALL_MOD_DIR=extra modules_install
+	@$(MAKE) -s -C "$${KDIR:-$$(cat $(OUT)/kdir)}" M=$(MODDIR) $(MODFLAGS) LLVM=$(LLVM) \
+		INSTALL_MOD_DIR=$(INSTALL_DIR) modules_install
+	@if [ "$(DROPIN)" = 1 ]; then bash scripts/dropin.sh check "$${KDIR:-$$(cat $(OUT)/kdir)}" "$(INSTALL_MOD_PATH)"; fi
+
+# Removes what `make install` put there and runs depmod again: with DROPIN=1, `modprobe vfio-pci`
+# then loads the kernel's own vfio-pci again (a drop-in already loaded stays until rmmod vfio_pci).
+uninstall:
+	@if [ -z "$(INSTALL_MOD_PATH)" ] && [ "$(origin KDIR)" = file ]; then \
+		echo "uninstall: the running system needs its own kernel's tree:" \
+			"make uninstall$(if $(DROPIN), DROPIN=$(DROPIN)) KDIR=/lib/modules/\$$(uname -r)/build (or INSTALL_MOD_PATH=<staging dir>)" >&2; \
+		exit 1; fi
+	@k="$${KDIR:-$$(cat $(OUT)/kdir)}"; rel=$$(cat "$$k/include/config/kernel.release") && \
+		dir="$(INSTALL_MOD_PATH)/lib/modules/$$rel/$(INSTALL_DIR)" && \
+		rm -fv "$$dir/$(MODFILE)" "$$dir/$(MODFILE)".{gz,xz,zst} && \
+		depmod $(if $(INSTALL_MOD_PATH),-b "$(INSTALL_MOD_PATH)") "$$rel" && \
+		echo "uninstall: $(MODFILE) removed from $$dir, depmod run for $$rel"
 
 client:
 	@cd tests/client && RUSTFLAGS="-C target-feature=+crt-static" \
@@ -76,8 +114,16 @@ intree: kernel
 initramfs: kernel module client
 	@bash scripts/initramfs.sh "$$(cat $(OUT)/kdir)" $(OUT)
 
-run: initramfs
-	@bash scripts/guest.sh run "$$(cat $(OUT)/kdir)" $(OUT)
+# The drop-in and run modes' initramfs: the test one plus the drop-in vfio-pci under updates/.
+initramfs-dropin: kernel module client
+	@bash scripts/initramfs.sh "$$(cat $(OUT)/kdir)" $(OUT) dropin
+
+# One screen: the guest's "run: " lines; the console (clients' KTAP lines, kernel log) is saved.
+run: setup
+	@$(MAKE) -s initramfs-dropin >/dev/null
+	@bash scripts/guest.sh run "$$(cat $(OUT)/kdir)" $(OUT) 2>&1 | \
+		grep --line-buffered -E '^(run:|guest:)' | sed -u 's/^run: \{0,1\}//; s/\r$$//'
+	@echo "full console (the clients' KTAP lines, the kernel log): $(OUT)/console-run.log"
 
 # The serial line has no end of file: input from a pipe or file must end with `exit`, and
 # without a terminal the guest is stopped after 10 minutes (VPR_GUEST_TIMEOUT overrides).

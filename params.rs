@@ -67,9 +67,10 @@ pub(crate) fn check_denylist(pdev: &pci::Device) -> Result {
     }
     dev_warn!(
         pdev.as_ref(),
-        "{:04x}:{:04x} exists in vfio_pci_rs device denylist, driver probing disallowed.\n",
+        "{:04x}:{:04x} exists in {} device denylist, driver probing disallowed.\n",
         vendor,
-        device
+        device,
+        crate::DRIVER_NAME
     );
     Err(EINVAL)
 }
@@ -159,9 +160,15 @@ pub(crate) fn report() {
         pr_warn!("device denylist disabled.\n");
     }
     if raw::disable_vga() {
-        pr_info!("disable_vga has no effect: vfio_pci_rs has no VGA region\n");
+        pr_info!(
+            "disable_vga has no effect: {} has no VGA region\n",
+            crate::DRIVER_NAME
+        );
     }
     if raw::enable_sriov() {
-        pr_info!("enable_sriov has no effect: vfio_pci_rs has no SR-IOV support\n");
+        pr_info!(
+            "enable_sriov has no effect: {} has no SR-IOV support\n",
+            crate::DRIVER_NAME
+        );
     }
 }

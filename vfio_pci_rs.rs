@@ -31,13 +31,30 @@ mod rdwr;
 mod regions;
 mod reset;
 
-module! {
-    type: VfioPciRs,
-    name: "vfio_pci_rs",
-    authors: ["vfio_pci_rs developers"],
-    description: "VFIO PCI driver in Rust",
-    license: "GPL",
+/// The module, under the name of its build (Kbuild chooses): `vfio_pci_rs`, or `vfio_pci` for
+/// the drop-in that replaces upstream vfio-pci (`cfg(vpr_dropin)`).
+macro_rules! vfio_pci_module {
+    ($name:literal, $description:literal) => {
+        module! {
+            type: VfioPciRs,
+            name: $name,
+            authors: ["vfio_pci_rs developers"],
+            description: $description,
+            license: "GPL",
+        }
+    };
 }
+#[cfg(not(vpr_dropin))]
+vfio_pci_module!("vfio_pci_rs", "VFIO PCI driver in Rust");
+#[cfg(vpr_dropin)]
+vfio_pci_module!(
+    "vfio_pci",
+    "VFIO PCI - User Level meta-driver (vfio_pci_rs, in Rust, as vfio-pci)"
+);
+
+/// The PCI driver's name (`/sys/bus/pci/drivers/<name>`, `driver_override`): "vfio_pci_rs", or
+/// "vfio-pci" in the drop-in build. Kbuild sets it, for the C shim's `pci_driver` too.
+pub(crate) const DRIVER_NAME: &str = env!("VPR_DRIVER_NAME");
 
 /// The module: owns the PCI driver registration.
 struct VfioPciRs;

@@ -22,7 +22,7 @@
 #include "shim.h"
 
 static const struct vfio_device_ops vpr_vfio_ops = {
-	.name = "vfio_pci_rs",
+	.name = VPR_DRIVER_NAME,
 	.release = vpr_release,
 	.open_device = vpr_open_device,
 	.close_device = vpr_close_device,
@@ -66,8 +66,21 @@ static void vpr_pci_remove(struct pci_dev *pdev)
 	vpr_remove(pci_get_drvdata(pdev));
 }
 
-/* Empty: the driver binds through driver_override or dynamic ids (new_id, ids=) only. */
-static const struct pci_device_id vpr_pci_ids[] = { {} };
+/*
+ * The driver binds through driver_override or dynamic ids (new_id, ids=) only. vfio_pci_rs has
+ * no static id at all; the drop-in has upstream vfio-pci's one override-only entry (it matches
+ * nothing by itself, as an empty table) for the module alias it gives, vfio_pci:v*d*sv*sd*bc*sc*i*,
+ * which libvirt reads to find the VFIO driver of a device.
+ */
+static const struct pci_device_id vpr_pci_ids[] = {
+#ifdef VPR_DROPIN
+	{ PCI_DRIVER_OVERRIDE_DEVICE_VFIO(PCI_ANY_ID, PCI_ANY_ID) },
+#endif
+	{}
+};
+#ifdef VPR_DROPIN
+MODULE_DEVICE_TABLE(pci, vpr_pci_ids);
+#endif
 
 /* AER: relay the error to the user's ERR eventfd; the user decides how to recover. */
 static pci_ers_result_t vpr_pci_error_detected(struct pci_dev *pdev, pci_channel_state_t state)
@@ -97,8 +110,9 @@ static const struct pci_error_handlers vpr_pci_err_handlers = {
 	.reset_done = vpr_pci_reset_done,
 };
 
+/* "vfio_pci_rs", or "vfio-pci" in the drop-in build (Kbuild sets VPR_DRIVER_NAME). */
 static struct pci_driver vpr_pci_driver = {
-	.name = "vfio_pci_rs",
+	.name = VPR_DRIVER_NAME,
 	.id_table = vpr_pci_ids,
 	.probe = vpr_pci_probe,
 	.remove = vpr_pci_remove,
@@ -284,7 +298,10 @@ u64 vpr_rom_region_len(struct pci_dev *pdev)
 	return 0;
 }
 
-/* debugfs: /sys/kernel/debug/vfio_pci_rs/<BDF>/faults, the fault-path counters. */
+/*
+ * debugfs: /sys/kernel/debug/<module>/<BDF>/faults, the fault-path counters (vfio_pci_rs, or
+ * vfio_pci for the drop-in: named after the module, so both builds can be loaded at once).
+ */
 static struct dentry *vpr_debugfs_root;
 
 static const char *const vpr_counter_names[VPR_NUM_COUNTERS] = {
@@ -305,7 +322,7 @@ DEFINE_SHOW_ATTRIBUTE(vpr_faults);
 
 void vpr_debugfs_init(void)
 {
-	vpr_debugfs_root = debugfs_create_dir("vfio_pci_rs", NULL);
+	vpr_debugfs_root = debugfs_create_dir(KBUILD_MODNAME, NULL);
 }
 
 void vpr_debugfs_exit(void)
@@ -501,16 +518,23 @@ int vpr_iommu_group_id(struct pci_dev *pdev)
  */
 static char ids[1024];
 module_param_string(ids, ids, sizeof(ids), 0);
-MODULE_PARM_DESC(ids, "Initial PCI IDs to add to the vfio_pci_rs driver, format is \"vendor:device[:subvendor[:subdevice[:class[:class_mask]]]]\" and multiple comma separated entries can be specified");
+MODULE_PARM_DESC(ids, "Initial PCI IDs to add to the " VPR_DRIVER_NAME " driver, format is \"vendor:device[:subvendor[:subdevice[:class[:class_mask]]]]\" and multiple comma separated entries can be specified");
 
 static bool nointxmask;
 module_param_named(nointxmask, nointxmask, bool, 0644);
 MODULE_PARM_DESC(nointxmask,
 		 "Disable support for PCI 2.3 style INTx masking (INTx then needs an exclusive line, masked at the interrupt controller).  If this resolves problems for specific devices, report lspci -vvvxxx to linux-pci@vger.kernel.org so the device can be fixed automatically via the broken_intx_masking flag.");
 
+/*
+ * The drop-in has exactly the parameters vfio-pci has on the same kernel: disable_vga only with
+ * CONFIG_VFIO_PCI_VGA and enable_sriov only with CONFIG_PCI_IOV, as upstream declares them.
+ * vfio_pci_rs accepts both everywhere (so vfio-pci command lines work).
+ */
 static bool disable_vga;
+#if !defined(VPR_DROPIN) || defined(CONFIG_VFIO_PCI_VGA)
 module_param(disable_vga, bool, 0444);
 MODULE_PARM_DESC(disable_vga, "Accepted for compatibility with vfio-pci, no effect: vfio_pci_rs has no VGA region (it never exposes legacy VGA resources)");
+#endif
 
 static bool disable_idle_d3;
 module_param(disable_idle_d3, bool, 0644);
@@ -518,8 +542,10 @@ MODULE_PARM_DESC(disable_idle_d3,
 		 "Disable using the PCI D3 low power state for idle, unused devices");
 
 static bool enable_sriov;
+#if !defined(VPR_DROPIN) || defined(CONFIG_PCI_IOV)
 module_param(enable_sriov, bool, 0644);
 MODULE_PARM_DESC(enable_sriov, "Accepted for compatibility with vfio-pci, no effect: vfio_pci_rs has no SR-IOV support (writing sriov_numvfs of a bound PF fails with ENOENT, as with vfio-pci's default enable_sriov=0)");
+#endif
 
 static bool disable_denylist;
 module_param(disable_denylist, bool, 0444);

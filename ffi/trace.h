@@ -1,11 +1,16 @@
 /* SPDX-License-Identifier: GPL-2.0 */
 /*
- * vfio_pci_rs trace events (/sys/kernel/tracing/events/vfio_pci_rs/): BAR faults, zaps of every
- * BAR mapping, and refused binds, opens and mmaps with their errno. Off by default; a disabled
- * tracepoint costs a patched-out branch.
+ * vfio_pci_rs trace events (/sys/kernel/tracing/events/<module>/: vfio_pci_rs, or vfio_pci for
+ * the drop-in build): BAR faults, zaps of every BAR mapping, and refused binds, opens and mmaps
+ * with their errno. Off by default; a disabled tracepoint costs a patched-out branch. The system
+ * is named after the module, as the debugfs directory, so both builds can be loaded at once.
  */
 #undef TRACE_SYSTEM
+#ifdef VPR_DROPIN
+#define TRACE_SYSTEM vfio_pci
+#else
 #define TRACE_SYSTEM vfio_pci_rs
+#endif
 
 #if !defined(VPR_TRACE_H) || defined(TRACE_HEADER_MULTI_READ)
 #define VPR_TRACE_H

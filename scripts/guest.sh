@@ -30,6 +30,22 @@ monitor=(-monitor none) extra=()
 	-object memory-backend-ram,id=ivshm2,size=1G -device ivshmem-plain,memdev=ivshm2,bus=rp9
 	-device pcie-root-port,id=rp10,chassis=10,slot=10 -device pci-testdev,bus=rp10)
 
+# Drop-in and run modes: the initramfs with the drop-in vfio-pci installed under updates/
+# (scripts/initramfs.sh dropin), two more igb ports joined by a QEMU hub (what one sends the
+# other receives) for DPDK's testpmd, each on its own root port after the others (the first
+# set keeps its BDFs), and the host's root shared read-only over 9p, from which the guest runs
+# Debian's DPDK (dpdk-testpmd, dpdk-devbind.py and their libraries) in a chroot.
+initrd=$out/initramfs.cpio.gz
+if [ "$mode" = dropin ] || [ "$mode" = run ]; then
+	initrd=$out/initramfs-dropin.cpio.gz
+	extra+=(
+		-device pcie-root-port,id=rp11,chassis=11,slot=11
+		-netdev hubport,id=hub0p0,hubid=0 -device igb,netdev=hub0p0,bus=rp11
+		-device pcie-root-port,id=rp12,chassis=12,slot=12
+		-netdev hubport,id=hub0p1,hubid=0 -device igb,netdev=hub0p1,bus=rp12
+		-virtfs local,path=/,mount_tag=hostroot,security_model=none,readonly=on,id=hostroot)
+fi
+
 start=$(date +%s.%N)
 set +e
 timeout --foreground "$timeout_s" qemu-system-x86_64 \
@@ -43,7 +59,7 @@ timeout --foreground "$timeout_s" qemu-system-x86_64 \
 	-device pcie-root-port,id=rp5,chassis=5,slot=5 \
 	-device pcie-root-port,id=rp6,chassis=6,slot=6 \
 	-drive file="$nvme_img",if=none,id=nvm,format=raw -device nvme,serial=vpr0,drive=nvm,bus=rp5 "${extra[@]}" \
-	-kernel "${VPR_GUEST_IMAGE:-$kdir/arch/x86/boot/bzImage}" -initrd "${VPR_GUEST_INITRD:-$out/initramfs.cpio.gz}" \
+	-kernel "${VPR_GUEST_IMAGE:-$kdir/arch/x86/boot/bzImage}" -initrd "${VPR_GUEST_INITRD:-$initrd}" \
 	-append "console=ttyS0 intel_iommu=on panic=-1 loglevel=6 no_timer_check vpr.mode=$mode ${VPR_KERNEL_ARGS:-}" \
 	${VPR_QEMU_EXTRA:-} -nodefaults -display none -serial stdio "${monitor[@]}" -no-reboot 2>&1 | tee "$log"
 rc=${PIPESTATUS[0]}

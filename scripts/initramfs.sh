@@ -1,10 +1,15 @@
 #!/usr/bin/env bash
 # Builds the test guest's initramfs: busybox, the kernel's modules (upstream vfio-pci among
 # them), vfio_pci_rs.ko, the static test client and the guest scripts.
+#   initramfs.sh KDIR OUT          -> OUT/initramfs.cpio.gz (the test suite's)
+#   initramfs.sh KDIR OUT dropin   -> OUT/initramfs-dropin.cpio.gz: the same, plus the drop-in
+#                                     vfio-pci installed under updates/ as `make install DROPIN=1`
+#                                     does, so there `modprobe vfio-pci` loads ours (drop-in and
+#                                     run modes); the test suite's modprobe vfio-pci must not
 set -euo pipefail
-kdir=$1 out=$(realpath "$2")
+kdir=$1 out=$(realpath "$2") variant=${3:-}
 top=$(cd "$(dirname "$0")/.." && pwd)
-root="$out/initramfs"
+root="$out/initramfs${variant:+-$variant}"
 rm -rf "$root" && mkdir -p "$root"/{bin,sbin,proc,sys,dev,tmp,etc,lib/modules,root,usr/bin,usr/sbin}
 
 cp /bin/busybox "$root/bin/busybox"
@@ -17,6 +22,11 @@ make -s -C "$kdir" INSTALL_MOD_PATH="$root" modules_install >/dev/null
 # Installed the way users install it (make install: lib/modules/<release>/extra, then depmod),
 # so the guest's `modprobe vfio_pci_rs` tests the installed module.
 make -s -C "$top" install KDIR="$kdir" INSTALL_MOD_PATH="$root" >/dev/null
+# The drop-in's own check (scripts/dropin.sh check) fails the build unless kmod's modinfo
+# resolves vfio-pci to updates/vfio-pci.ko there.
+if [ "$variant" = dropin ]; then
+	make -s -C "$top" install DROPIN=1 KDIR="$kdir" INSTALL_MOD_PATH="$root" OUT="$out" >&2
+fi
 
 cp "$top/tests/client/target/x86_64-unknown-linux-gnu/release/vfio-test" "$root/bin/"
 if [ -d "$out/kselftests" ]; then
@@ -59,4 +69,4 @@ cp "$top"/tests/guest/*.sh "$root/bin/" 2>/dev/null || true
 if [ -n "${VPR_DEV_SCRIPT:-}" ]; then cp "$VPR_DEV_SCRIPT" "$root/bin/dev.sh"; fi
 chmod +x "$root/init" "$root"/bin/*.sh 2>/dev/null || true
 
-(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out/initramfs.cpio.gz"
+(cd "$root" && find . | cpio -o -H newc --quiet | gzip -1) > "$out/initramfs${variant:+-$variant}.cpio.gz"

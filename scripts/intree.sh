@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # In-tree build check: drops this directory under drivers/vfio/pci/vfio_pci_rs/ of the cached
-# 7.3 tree, adds the two lines that hook it in (drivers/vfio/pci/{Kconfig,Makefile}), sets
-# CONFIG_VFIO_PCI_RS=m through the project's Kconfig and builds the module as part of the tree.
+# 7.3 tree, adds the lines that hook it in (drivers/vfio/pci/{Kconfig,Makefile}), and builds
+# both of its choices as part of the tree: CONFIG_VFIO_PCI_RS=m (vfio_pci_rs.ko, beside the C
+# vfio-pci), then CONFIG_VFIO_PCI_RUST=y, which builds CONFIG_VFIO_PCI=m, vfio-pci.ko, from
+# these sources instead of drivers/vfio/pci/vfio_pci.c (as drivers/net/phy does for
+# AX88796B_RUST_PHY).
 #
 # The cached source and build trees are shared and keyed, so they are never written: inside a
 # private mount namespace, each is covered by an overlayfs whose upper layer is scratch space in
@@ -25,6 +28,9 @@ mkdir -p "$dst"
 cp "$src/drivers/vfio/pci/Kconfig" "$src/drivers/vfio/pci/Makefile" "$dst/.."
 sed -i 's|^endmenu|source "drivers/vfio/pci/vfio_pci_rs/Kconfig"\n\nendmenu|' "$dst/../Kconfig"
 echo 'obj-$(CONFIG_VFIO_PCI_RS) += vfio_pci_rs/' >>"$dst/../Makefile"
+# The C vfio-pci only without VFIO_PCI_RUST; with it, vfio_pci_rs/ builds VFIO_PCI (its Kbuild).
+sed -i 's|^obj-$(CONFIG_VFIO_PCI) += vfio-pci.o$|ifdef CONFIG_VFIO_PCI_RUST\nobj-$(CONFIG_VFIO_PCI) += vfio_pci_rs/\nelse\nobj-$(CONFIG_VFIO_PCI) += vfio-pci.o\nendif|' "$dst/../Makefile"
+grep -q '^ifdef CONFIG_VFIO_PCI_RUST' "$dst/../Makefile" || { echo "intree: vfio-pci.o line not found" >&2; echo "intree.build 1"; exit 0; }
 
 start=$(date +%s)
 unshare -m --propagation private bash -c '
@@ -41,13 +47,24 @@ unshare -m --propagation private bash -c '
 	grep -x CONFIG_VFIO_PCI_RS=m "$kdir/.config"
 	m -j"$(($(nproc) + 1))" drivers/vfio/pci/vfio_pci_rs/vfio_pci_rs.ko
 	cp "$kdir/drivers/vfio/pci/vfio_pci_rs/vfio_pci_rs.ko" "$s/"
+	# The other choice: vfio-pci from these sources.
+	"$src/scripts/config" --file "$kdir/.config" -d VFIO_PCI_RS -e VFIO_PCI_RUST
+	m olddefconfig
+	grep -x CONFIG_VFIO_PCI_RUST=y "$kdir/.config"
+	grep -x CONFIG_VFIO_PCI=m "$kdir/.config"
+	m -j"$(($(nproc) + 1))" drivers/vfio/pci/vfio_pci_rs/vfio-pci.ko
+	cp "$kdir/drivers/vfio/pci/vfio_pci_rs/vfio-pci.ko" "$s/"
 ' intree "$src" "$kdir" "$scratch" >"$log" 2>&1
 rc=$?
 echo "intree: build took $(( $(date +%s) - start )) s (log $log)" >&2
 # Warning-free, as the out-of-tree build: any compiler or clippy warning fails the check.
 # The module must say it was built in-tree (modinfo intree: Y, which M= builds lack).
+# The drop-in choice must give the module upstream's name (vfio_pci) and the PCI driver's alias.
 if [ "$rc" = 0 ] && [ -f "$scratch/vfio_pci_rs.ko" ] && ! grep -qE '^(warning|error)|warning:' "$log" &&
-	[ "$(modinfo -F intree "$scratch/vfio_pci_rs.ko")" = Y ]; then
+	[ "$(modinfo -F intree "$scratch/vfio_pci_rs.ko")" = Y ] &&
+	[ "$(modinfo -F intree "$scratch/vfio-pci.ko")" = Y ] &&
+	[ "$(modinfo -F name "$scratch/vfio-pci.ko")" = vfio_pci ] &&
+	modinfo -F alias "$scratch/vfio-pci.ko" | grep -qx 'vfio_pci:v\*d\*sv\*sd\*bc\*sc\*i\*'; then
 	echo "intree.build 0"
 else
 	tail -n 40 "$log" >&2

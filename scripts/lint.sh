@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Lints; prints "name status" lines (0 pass, 1 fail) for scripts/test.sh: rustfmt with the
 # kernel's config on the module's Rust files, clippy through Kbuild (CLIPPY=1) with the kernel's
-# lint set, and for the host crates (tests/host, tests/client) cargo fmt and
+# lint set (on both builds: vfio_pci_rs and the drop-in), and for the host crates (tests/host, tests/client) cargo fmt and
 # `cargo clippy -- -D warnings`. Any warning fails.
 top=$(cd "$(dirname "$0")/.." && pwd)
 out=$1 kdir=$2
@@ -22,6 +22,14 @@ if make -s -C "$kdir" M="$top" LLVM=-19 CLIPPY=1 modules >"$out/clippy.log" 2>&1
 	echo "lint.clippy 0"
 else
 	head -n 60 "$out/clippy.log" >&2; echo "lint.clippy 1"
+fi
+# The drop-in build (VPR_DROPIN=1: other names, cfg(vpr_dropin)) from its copy of the sources.
+bash scripts/dropin.sh src "$out/dropin" && touch "$out/dropin/vfio_pci_rs.rs"
+if make -s -C "$kdir" M="$out/dropin" VPR_DROPIN=1 LLVM=-19 CLIPPY=1 modules >"$out/clippy-dropin.log" 2>&1 &&
+	! grep -qE '^(warning|error)|warning:' "$out/clippy-dropin.log"; then
+	echo "lint.clippy_dropin 0"
+else
+	head -n 60 "$out/clippy-dropin.log" >&2; echo "lint.clippy_dropin 1"
 fi
 for crate in tests/host tests/client; do
 	name=$(basename "$crate")

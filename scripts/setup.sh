@@ -101,3 +101,8 @@ fi
 
 # The chart of `make bench` (bench/results.png), drawn by Debian's python3.
 install_pkgs python3-matplotlib
+
+# DPDK as a real client in the guest (the drop-in boot and `make run`), run there from the
+# host's root shared over 9p: dpdk ships dpdk-devbind.py (with pciutils and python3), dpdk-dev
+# dpdk-testpmd; the igb poll-mode driver and the ring mempool are only Recommends of dpdk.
+install_pkgs dpdk dpdk-dev librte-net-e1000-23 librte-mempool-ring23

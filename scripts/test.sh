@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # `make test`: host unit tests and fuzzing, lints, the in-tree build, the differential suite
-# in the test guest, then its slice on Debian's stock kernel (module built for it, its own
-# vmlinuz and VFIO modules). Ends with "N passed, N failed[, N skipped]" and exits non-zero on
+# in the test guest, the drop-in boot (upstream vfio-pci and the drop-in under DPDK), then the
+# suite's slice on Debian's stock kernel (module built for it, its own vmlinuz and VFIO
+# modules). Ends with "N passed, N failed[, N skipped]" and exits non-zero on
 # any failure. The guest console is part of the verdict: any kernel WARN, BUG, oops, lockdep
 # report or hung task fails the run (scripts/kernel-reports.ere: the one pattern for that, used
 # by every verdict: test, stress, passthrough and bench).
@@ -95,7 +96,43 @@ else
 	result guest.suite 1
 fi
 
-# 5. Debian's stock kernel.
+# 5. The drop-in boot: the drop-in vfio-pci (module vfio_pci, driver vfio-pci) installed under
+# updates/ as `make install DROPIN=1` does, against upstream vfio-pci in the same boot, with
+# DPDK's testpmd forwarding packets between two igb ports under each (tests/guest/dropin.sh).
+t0=$(date +%s)
+if [ -n "$kdir" ] && make -s module DROPIN=1 KDIR="$kdir" OUT="$out" >"$out/module-dropin.log" 2>&1 &&
+	! grep -qE '^(warning|error)|warning:' "$out/module-dropin.log"; then
+	result dropin.build 0
+else
+	cat "$out/module-dropin.log"; result dropin.build 1
+fi
+if [ -f "$out/dropin/vfio-pci.ko" ] && bash scripts/initramfs.sh "$kdir" "$out" dropin 2>"$out/initramfs-dropin.log"; then
+	# As on a host: kmod's modinfo (what modprobe resolves) names the drop-in's file.
+	if bash scripts/dropin.sh check "$kdir" "$out/initramfs-dropin"; then
+		result dropin.install_updates 0
+	else
+		result dropin.install_updates 1
+	fi
+	VPR_KERNEL_ARGS="vpr.seconds=${VPR_DROPIN_SECONDS:-20} ${VPR_KERNEL_ARGS:-}" \
+		bash scripts/guest.sh dropin "$kdir" "$out" >/dev/null
+	log="$out/console-dropin.log"
+	d_pass=$(grep -cE '^ok [0-9]+ ' "$log" | tr -d ' ')
+	d_skip=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log" | tr -d ' ')
+	d_fail=$(grep -cE '^not ok [0-9]+ ' "$log" | tr -d ' ')
+	grep -E '^not ok [0-9]+ ' -A12 "$log" | head -n 80
+	pass=$((pass + d_pass - d_skip)) skip=$((skip + d_skip)) fail=$((fail + d_fail))
+	echo "test: drop-in boot: $((d_pass - d_skip)) passed, $d_fail failed, $d_skip skipped"
+	echo "test: DPDK dpdk-testpmd ($(grep -m1 -o 'seconds=[0-9.]*' "$log" | cut -d= -f2) s of io forwarding each) between two igb ports joined by a QEMU hub:"
+	awk -f scripts/testpmd-table.awk "$log"
+	grep -q '^# dropin suite done' "$log" && result dropin.suite_completed 0 || result dropin.suite_completed 1
+	splats=$(grep -nEf "$top/scripts/kernel-reports.ere" "$log" | head -n 20)
+	if [ -z "$splats" ]; then result dropin.console_clean 0; else echo "$splats"; result dropin.console_clean 1; fi
+else
+	cat "$out/initramfs-dropin.log"; result dropin.suite 1
+fi
+echo "test: drop-in stage took $(( $(date +%s) - t0 )) s (console $out/console-dropin.log)"
+
+# 6. Debian's stock kernel.
 stock_stage
 echo "$pass passed, $fail failed, $skip skipped"
 [ "$fail" = 0 ]
