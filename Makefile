@@ -120,7 +120,8 @@ initramfs-dropin: kernel module client
 
 # One screen: the guest's "run: " lines; the console (clients' KTAP lines, kernel log) is saved.
 run: setup
-	@$(MAKE) -s initramfs-dropin >/dev/null
+	@mkdir -p $(OUT) && $(MAKE) -s initramfs-dropin >$(OUT)/initramfs-dropin.log 2>&1 || \
+		{ cat $(OUT)/initramfs-dropin.log; exit 1; }
 	@bash scripts/guest.sh run "$$(cat $(OUT)/kdir)" $(OUT) 2>&1 | \
 		grep --line-buffered -E '^(run:|guest:)' | sed -u 's/^run: \{0,1\}//; s/\r$$//'
 	@echo "full console (the clients' KTAP lines, the kernel log): $(OUT)/console-run.log"

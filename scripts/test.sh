@@ -122,7 +122,9 @@ if [ -f "$out/dropin/vfio-pci.ko" ] && bash scripts/initramfs.sh "$kdir" "$out" 
 	grep -E '^not ok [0-9]+ ' -A12 "$log" | head -n 80
 	pass=$((pass + d_pass - d_skip)) skip=$((skip + d_skip)) fail=$((fail + d_fail))
 	echo "test: drop-in boot: $((d_pass - d_skip)) passed, $d_fail failed, $d_skip skipped"
-	echo "test: DPDK dpdk-testpmd ($(grep -m1 -o 'seconds=[0-9.]*' "$log" | cut -d= -f2) s of io forwarding each) between two igb ports joined by a QEMU hub:"
+	echo "test: DPDK dpdk-testpmd, io forwarding between two igb ports joined by a QEMU hub," \
+		"$(grep -m1 -o 'seconds=[0-9.]*' "$log" | cut -d= -f2) s each on the guest's" \
+		"$([ "${VPR_DROPIN_CLOCK:-virtual}" = virtual ] && echo "virtual clock (-icount)" || echo "clock (the host's)"):"
 	awk -f scripts/testpmd-table.awk "$log"
 	grep -q '^# dropin suite done' "$log" && result dropin.suite_completed 0 || result dropin.suite_completed 1
 	splats=$(grep -nEf "$top/scripts/kernel-reports.ere" "$log" | head -n 20)
