@@ -17,6 +17,23 @@ result() { # name status(0=pass 1=fail 2=skip)
 	*) fail=$((fail + 1)); echo "FAIL - $1" ;; esac
 }
 
+# The verdict of one guest console (KTAP): its ok / not ok / SKIP lines added to the totals, each
+# failure shown with CONTEXT lines after it (at most MAX lines in all), a summary line, whether
+# the guest reached its DONE marker (result NAME) and whether the console holds a kernel report
+# (result PREFIX.console_clean). Used by the guest suite, the drop-in boot and the stock slice.
+guest_verdict() { # prefix label log done-marker done-result context max
+	local prefix=$1 label=$2 log=$3 done=$4 done_result=$5 ctx=$6 max=$7 n_pass n_skip n_fail splats
+	n_pass=$(grep -cE '^ok [0-9]+ ' "$log" | tr -d ' ')
+	n_skip=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log" | tr -d ' ')
+	n_fail=$(grep -cE '^not ok [0-9]+ ' "$log" | tr -d ' ')
+	grep -E '^not ok [0-9]+ ' -A"$ctx" "$log" | head -n "$max"
+	pass=$((pass + n_pass - n_skip)) skip=$((skip + n_skip)) fail=$((fail + n_fail))
+	echo "test: $label: $((n_pass - n_skip)) passed, $n_fail failed, $n_skip skipped"
+	grep -q "^# $done" "$log" && result "$prefix.$done_result" 0 || result "$prefix.$done_result" 1
+	splats=$(grep -nEf "$top/scripts/kernel-reports.ere" "$log" | head -n 20)
+	if [ -z "$splats" ]; then result "$prefix.console_clean" 0; else echo "$splats"; result "$prefix.console_clean" 1; fi
+}
+
 # Debian's stock kernel (linux-image-7.3.4+deb13-amd64): the module built for it in a build
 # root with its exact compilers (make stock-module: root, modules_prepare and tree cached), then
 # Debian's own vmlinuz and VFIO modules in the guest, vfio_pci_rs installed from its package,
@@ -30,17 +47,9 @@ stock_stage() {
 			bash scripts/stock-guest.sh "$out" >/dev/null 2>"$out/stock-guest.log"; then
 			grep -E '^(stock-guest|guest): ' "$out/stock-guest.log"
 			log="$out/console-stock.log"
-			s_pass=$(grep -cE '^ok [0-9]+ ' "$log" | tr -d ' ')
-			s_skip=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log" | tr -d ' ')
-			s_fail=$(grep -cE '^not ok [0-9]+ ' "$log" | tr -d ' ')
-			grep -E '^not ok [0-9]+ ' -A3 "$log" | head -n 40
 			grep -E '^# (tainted|vfio_pci_rs: |IOMMU: )|^ok .*stock\..*cdev # SKIP' "$log"
-			pass=$((pass + s_pass - s_skip)) skip=$((skip + s_skip)) fail=$((fail + s_fail))
-			echo "test: stock-kernel slice: $((s_pass - s_skip)) passed, $s_fail failed, $s_skip skipped" \
-				"($(grep -cE '^ok [0-9]+ stock\.diff\.' "$log") transcripts equal to Debian's vfio-pci)"
-			grep -q '^# stock slice done' "$log" && result stock.slice_completed 0 || result stock.slice_completed 1
-			splats=$(grep -nEf "$top/scripts/kernel-reports.ere" "$log" | head -n 20)
-			if [ -z "$splats" ]; then result stock.console_clean 0; else echo "$splats"; result stock.console_clean 1; fi
+			guest_verdict stock "stock-kernel slice" "$log" "stock slice done" slice_completed 3 40
+			echo "test: stock-kernel slice: $(grep -cE '^ok [0-9]+ stock\.diff\.' "$log") transcripts equal to Debian's vfio-pci"
 		else
 			tail -n 20 "$out/stock-guest.log"; result stock.guest 1
 		fi
@@ -83,15 +92,7 @@ if [ -f vfio_pci_rs.ko ] && make -s client && bash scripts/initramfs.sh "$kdir" 
 	bash scripts/guest.sh test "$kdir" "$out" >/dev/null
 	log="$out/console-test.log"
 	grep -E '^guest: (userspace up|done)' "$log"
-	g_pass=$(grep -cE '^ok [0-9]+ ' "$log" | tr -d ' ')
-	g_skip=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log" | tr -d ' ')
-	g_fail=$(grep -cE '^not ok [0-9]+ ' "$log" | tr -d ' ')
-	grep -E '^not ok [0-9]+ ' -A3 "$log" | head -n 60
-	pass=$((pass + g_pass - g_skip)) skip=$((skip + g_skip)) fail=$((fail + g_fail))
-	echo "test: guest suite: $((g_pass - g_skip)) passed, $g_fail failed, $g_skip skipped"
-	grep -q '^# guest suite done' "$log" && result guest.suite_completed 0 || result guest.suite_completed 1
-	splats=$(grep -nEf "$top/scripts/kernel-reports.ere" "$log" | head -n 20)
-	if [ -z "$splats" ]; then result guest.console_clean 0; else echo "$splats"; result guest.console_clean 1; fi
+	guest_verdict guest "guest suite" "$log" "guest suite done" suite_completed 3 60
 else
 	result guest.suite 1
 fi
@@ -116,19 +117,11 @@ if [ -f "$out/dropin/vfio-pci.ko" ] && bash scripts/initramfs.sh "$kdir" "$out" 
 	VPR_KERNEL_ARGS="vpr.seconds=${VPR_DROPIN_SECONDS:-20} ${VPR_KERNEL_ARGS:-}" \
 		bash scripts/guest.sh dropin "$kdir" "$out" >/dev/null
 	log="$out/console-dropin.log"
-	d_pass=$(grep -cE '^ok [0-9]+ ' "$log" | tr -d ' ')
-	d_skip=$(grep -cE '^ok [0-9]+ .*# SKIP' "$log" | tr -d ' ')
-	d_fail=$(grep -cE '^not ok [0-9]+ ' "$log" | tr -d ' ')
-	grep -E '^not ok [0-9]+ ' -A12 "$log" | head -n 80
-	pass=$((pass + d_pass - d_skip)) skip=$((skip + d_skip)) fail=$((fail + d_fail))
-	echo "test: drop-in boot: $((d_pass - d_skip)) passed, $d_fail failed, $d_skip skipped"
+	guest_verdict dropin "drop-in boot" "$log" "dropin suite done" suite_completed 12 80
 	echo "test: DPDK dpdk-testpmd, io forwarding between two igb ports joined by a QEMU hub," \
 		"$(grep -m1 -o 'seconds=[0-9.]*' "$log" | cut -d= -f2) s each on the guest's" \
 		"$([ "${VPR_DROPIN_CLOCK:-virtual}" = virtual ] && echo "virtual clock (-icount)" || echo "clock (the host's)"):"
 	awk -f scripts/testpmd-table.awk "$log"
-	grep -q '^# dropin suite done' "$log" && result dropin.suite_completed 0 || result dropin.suite_completed 1
-	splats=$(grep -nEf "$top/scripts/kernel-reports.ere" "$log" | head -n 20)
-	if [ -z "$splats" ]; then result dropin.console_clean 0; else echo "$splats"; result dropin.console_clean 1; fi
 else
 	cat "$out/initramfs-dropin.log"; result dropin.suite 1
 fi
